@@ -1,0 +1,57 @@
+/// Every ONNX operator this engine implements, by its `op_type` spelling.
+///
+/// The factory in `OperatorFactory.swift` switches over this enum without a `default`, so the
+/// compiler refuses an op that is listed here but has no implementation, and an op cannot be
+/// reached without being listed here.
+public enum OpKind: String, CaseIterable, Sendable {
+    // Linear algebra
+    case conv = "Conv"
+    case matMul = "MatMul"
+    case gemm = "Gemm"
+    // Elementwise arithmetic (numpy broadcasting)
+    case add = "Add"
+    case sub = "Sub"
+    case mul = "Mul"
+    case div = "Div"
+    case pow = "Pow"
+    case min = "Min"
+    case max = "Max"
+    // Elementwise functions
+    case sqrt = "Sqrt"
+    case sigmoid = "Sigmoid"
+    case erf = "Erf"
+    case tanh = "Tanh"
+    case relu = "Relu"
+    case neg = "Neg"
+    case exp = "Exp"
+    // Comparison and selection
+    case equal = "Equal"
+    case less = "Less"
+    case greater = "Greater"
+    case not = "Not"
+    case `where` = "Where"
+    // Reductions and normalisation
+    case reduceMean = "ReduceMean"
+    case reduceSum = "ReduceSum"
+    case softmax = "Softmax"
+    case argMax = "ArgMax"
+    // Data movement and shape programs
+    case constant = "Constant"
+    case identity = "Identity"
+    case transpose = "Transpose"
+    case reshape = "Reshape"
+    case flatten = "Flatten"
+    case squeeze = "Squeeze"
+    case unsqueeze = "Unsqueeze"
+    case split = "Split"
+    case concat = "Concat"
+    case slice = "Slice"
+    case gather = "Gather"
+    case shape = "Shape"
+    case cast = "Cast"
+    case constantOfShape = "ConstantOfShape"
+    case nonZero = "NonZero"
+    case expand = "Expand"
+    case tile = "Tile"
+    case range = "Range"
+}
