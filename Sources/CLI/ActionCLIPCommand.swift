@@ -1,9 +1,59 @@
 import ArgumentParser
+import Foundation
 
+/// Entry point. Parsing and error reporting are done here rather than by ArgumentParser's
+/// default `main()` so that the exit codes follow this tool's contract: 0 success,
+/// 1 bad input or failed check, 2 usage error (ArgumentParser alone would use 64).
 @main
+enum ActionCLIPMain {
+    static func main() {
+        do {
+            var command = try ActionCLIPCommand.parseAsRoot()
+            try command.run()
+        } catch let error as CLIError {
+            FileHandle.standardError.write(Data("action-clip: error: \(error.message)\n".utf8))
+            exit(1)
+        } catch let code as ExitCode {
+            exit(code.rawValue)
+        } catch {
+            let exitCode = ActionCLIPCommand.exitCode(for: error)
+            if exitCode == .validationFailure {
+                FileHandle.standardError.write(Data((ActionCLIPCommand.fullMessage(for: error) + "\n").utf8))
+                exit(2)
+            }
+            if exitCode == .success {
+                ActionCLIPCommand.exit(withError: error)
+            }
+            // Anything else is an error from the library (loader, interpreter, decoder...): one line.
+            FileHandle.standardError.write(Data("action-clip: error: \(error)\n".utf8))
+            exit(1)
+        }
+    }
+}
+
 struct ActionCLIPCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "action-clip",
-        abstract: "Zero-shot video action recognition with ActionCLIP, on a pure-Swift ONNX engine."
+        abstract: "Zero-shot video action recognition with ActionCLIP, on a pure-Swift ONNX engine.",
+        discussion: """
+        Exit codes: 0 success, 1 bad input or failed check, 2 usage error.
+        Environment: ACTION_CLIP_TIMING=1 prints time per op type after each graph run;
+        ACTION_CLIP_TRACE=1 prints one line per executed node.
+        """,
+        subcommands: [RunCommand.self, ValidateCommand.self]
     )
+}
+
+/// A user-facing failure: printed as one line on stderr, exit code 1.
+struct CLIError: Error, CustomStringConvertible {
+    let message: String
+    init(_ message: String) { self.message = message }
+    var description: String { message }
+}
+
+/// Runs a throwing library call and turns any error into a one-line `CLIError`.
+func userFacing<Result>(_ body: () throws -> Result) throws -> Result {
+    do { return try body() } catch let error as CLIError { throw error } catch {
+        throw CLIError(String(describing: error))
+    }
 }

@@ -1,0 +1,111 @@
+import Foundation
+import ONNXLoader
+import Tensor
+
+/// What an observer sees after each node ran.
+public struct NodeEvent {
+    public let stepIndex: Int
+    public let step: GraphProgram.Step
+    public let inputs: [Tensor?]
+    public let outputs: [Tensor]
+    /// Wall time of the operator alone, in seconds.
+    public let seconds: Double
+}
+
+/// Called after every node. Throwing `GraphError.stopped` ends the run early (used by `--stop-after`).
+public typealias NodeObserver = (NodeEvent) throws -> Void
+
+extension GraphProgram {
+    /// Runs the graph on the given inputs and returns every graph output by name.
+    ///
+    /// Inputs are checked against the declarations: element type and rank must match, and every
+    /// declared fixed dimension except the first must match too. The first (batch) dimension
+    /// is free because these exports declare batch 1 or 8 but are fed other batches.
+    public func run(_ feeds: [String: Tensor], observer: NodeObserver? = nil) throws(GraphError) -> [String: Tensor] {
+        var slots = [Tensor?](repeating: nil, count: slotNames.count)
+        for (slot, tensor) in initializerSlots { slots[slot] = tensor }
+        let knownNames = inputs.map(\.info.name)
+        for name in feeds.keys where !knownNames.contains(name) {
+            throw .unknownInput(name, known: knownNames)
+        }
+        for (info, slot) in inputs {
+            guard let tensor = feeds[info.name] else { throw .missingInput(info.name) }
+            try Self.checkFeed(tensor, against: info)
+            slots[slot] = tensor
+        }
+
+        let profile = ExecutionProfile.current
+        let clock = ContinuousClock()
+        for (stepIndex, step) in steps.enumerated() {
+            let arguments = step.inputSlots.map { slot in slot.flatMap { slots[$0] } }
+            for (position, slot) in step.inputSlots.enumerated() where slot != nil && arguments[position] == nil {
+                // A released or never-produced value: a liveness bug, reported rather than trapped on.
+                throw .nodeFailed(node: step.node.displayName, message: "input '\(step.node.inputs[position])' has no value")
+            }
+            let start = clock.now
+            let results: [Tensor]
+            do {
+                results = try step.operation.run(arguments)
+            } catch let error as GraphError {
+                throw error
+            } catch {
+                throw .nodeFailed(node: step.node.displayName, message: String(describing: error))
+            }
+            let seconds = (clock.now - start).seconds
+            guard results.count >= step.outputSlots.compactMap({ $0 }).count,
+                  results.count <= step.outputSlots.count || step.outputSlots.isEmpty else {
+                throw .outputCountMismatch(node: step.node.displayName, expected: step.outputSlots.count, actual: results.count)
+            }
+            for (position, slot) in step.outputSlots.enumerated() {
+                if let slot, position < results.count { slots[slot] = results[position] }
+            }
+            profile?.record(step: step, inputs: arguments, outputs: results, seconds: seconds)
+            if let observer {
+                do {
+                    try observer(NodeEvent(stepIndex: stepIndex, step: step, inputs: arguments, outputs: results, seconds: seconds))
+                } catch let error as GraphError {
+                    throw error
+                } catch {
+                    throw .nodeFailed(node: step.node.displayName, message: String(describing: error))
+                }
+            }
+            for slot in step.releaseAfter { slots[slot] = nil }
+        }
+        profile?.finishRun()
+
+        var results: [String: Tensor] = [:]
+        for (info, slot) in outputs {
+            guard let tensor = slots[slot] else {
+                throw .nodeFailed(node: "graph output", message: "'\(info.name)' was not computed")
+            }
+            results[info.name] = tensor
+        }
+        return results
+    }
+
+    static func checkFeed(_ tensor: Tensor, against info: ValueInfo) throws(GraphError) {
+        if info.elementTypeCode != 0, tensor.dataType.rawValue != info.elementTypeCode {
+            throw .inputTypeMismatch(name: info.name, expected: DataType.onnxName(code: info.elementTypeCode), actual: tensor.dataType)
+        }
+        guard let declared = info.shape else { return }
+        let declaredText = "[" + declared.map(\.description).joined(separator: ",") + "]"
+        guard declared.count == tensor.rank else {
+            throw .inputShapeMismatch(name: info.name, declared: declaredText, actual: tensor.shape,
+                                      reason: "rank \(tensor.rank), expected \(declared.count)")
+        }
+        for (axis, dimension) in declared.enumerated() where axis > 0 {
+            if case .fixed(let size) = dimension, size != tensor.shape[axis] {
+                throw .inputShapeMismatch(name: info.name, declared: declaredText, actual: tensor.shape,
+                                          reason: "dimension \(axis) is \(tensor.shape[axis]), expected \(size)")
+            }
+        }
+    }
+}
+
+extension Duration {
+    /// The duration in seconds as a Double.
+    public var seconds: Double {
+        let parts = components
+        return Double(parts.seconds) + Double(parts.attoseconds) * 1e-18
+    }
+}
