@@ -7,7 +7,9 @@ Usage:
 Writes DIR/manifest.json, DIR/inputs/<name>.npy, DIR/outputs/<name>.npy and, with --all-nodes,
 DIR/nodes/<name>.npy for every node output of the graph in graph order (Constant outputs and graph outputs
 included). <name> is the tensor name with every character outside [A-Za-z0-9._-] replaced by '_'; when two
-names collide after that, the later ones get '__2', '__3', ... (the manifest records the file of each).
+names in one directory collide after that (compared case-insensitively, so the files also survive a
+case-insensitive file system), the later ones get '__2', '__3', ...; the manifest records the file of each
+entry and lists the renamed ones under "renamed".
 
 onnxruntime runs on the CPU execution provider with graph optimizations DISABLED (so every node exists and
 is executed as written) and 2 intra-op threads.
@@ -21,7 +23,8 @@ graph input and output symbolic, so a model declared with a static batch can run
 
 manifest.json:
   {"model": path, "inputs": [{"name", "file", "dtype", "shape"}], "outputs": [...],
-   "nodes": [{"name", "file", "dtype", "shape", "node", "op_type"}], "renamed": {name: file}}
+   "nodes": [{"name", "file", "dtype", "shape", "node", "op_type"}],
+   "renamed": {"inputs": {name: file}, "outputs": {...}, "nodes": {...}}}
 File paths in the manifest are relative to DIR. Arrays are saved C-order little-endian with np.save.
 """
 
@@ -183,6 +186,9 @@ def main(argv=None) -> int:
             want = np_dtype(vi.type.tensor_type.elem_type)
             if arr.dtype != want:
                 raise SystemExit(f"--input {vi.name}: dtype {arr.dtype}, the model wants {want}")
+            rank = len(vi.type.tensor_type.shape.dim)
+            if arr.ndim != rank:
+                raise SystemExit(f"--input {vi.name}: rank {arr.ndim} (shape {list(arr.shape)}), the model wants rank {rank}")
         else:
             arr = generate_input(vi, rng, a.batch)
         feeds[vi.name] = np.require(arr, requirements="C")
@@ -232,7 +238,8 @@ def main(argv=None) -> int:
                                      f"the attribute holds {want.dtype}{list(want.shape)}")
 
     os.makedirs(a.out, exist_ok=True)
-    manifest = {"model": a.model, "inputs": [], "outputs": [], "nodes": [], "renamed": {}}
+    manifest = {"model": a.model, "inputs": [], "outputs": [], "nodes": [],
+                "renamed": {"inputs": {}, "outputs": {}, "nodes": {}}}
 
     def save(sub: str, namer: FileNamer, name: str, arr: np.ndarray) -> dict:
         arr = np.asarray(arr)
@@ -247,13 +254,11 @@ def main(argv=None) -> int:
     namer = FileNamer()
     for vi in real_inputs:
         manifest["inputs"].append(save("inputs", namer, vi.name, feeds[vi.name]))
-    for name, stem in namer.renamed.items():
-        manifest["renamed"][name] = f"inputs/{stem}.npy"
+    manifest["renamed"]["inputs"] = {k: f"inputs/{v}.npy" for k, v in namer.renamed.items()}
     namer = FileNamer()
     for name in output_names:
         manifest["outputs"].append(save("outputs", namer, name, results[name]))
-    for name, stem in namer.renamed.items():
-        manifest["renamed"][name] = f"outputs/{stem}.npy"
+    manifest["renamed"]["outputs"] = {k: f"outputs/{v}.npy" for k, v in namer.renamed.items()}
     if a.all_nodes:
         namer = FileNamer()
         for t, node_name, op_type in node_entries:
@@ -261,8 +266,7 @@ def main(argv=None) -> int:
             entry["node"] = node_name
             entry["op_type"] = op_type
             manifest["nodes"].append(entry)
-        for name, stem in namer.renamed.items():
-            manifest["renamed"][f"nodes:{name}"] = f"nodes/{stem}.npy"
+        manifest["renamed"]["nodes"] = {k: f"nodes/{v}.npy" for k, v in namer.renamed.items()}
 
     with open(os.path.join(a.out, "manifest.json"), "w") as f:
         json.dump(manifest, f, indent=1)
