@@ -222,9 +222,13 @@ def main(argv=None) -> int:
     so.intra_op_num_threads = 2
     so.inter_op_num_threads = 1
     so.log_severity_level = 3
-    sess = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
-    fetch = [o.name for o in sess.get_outputs()]
-    results = dict(zip(fetch, sess.run(fetch, feeds)))
+    try:
+        sess = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
+        fetch = [o.name for o in sess.get_outputs()]
+        results = dict(zip(fetch, sess.run(fetch, feeds)))
+    except Exception as e:  # noqa: BLE001 - onnxruntime raises several unrelated types
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise SystemExit(f"{a.model}: onnxruntime failed: {first}") from None
 
     # Sanity: every Constant's fetched value must equal its attribute (dtype, shape and bits).
     if a.all_nodes:
