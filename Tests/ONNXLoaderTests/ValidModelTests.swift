@@ -52,7 +52,9 @@ import Tensor
         let f16 = try initializer(model, "w_f16")
         #expect(f16.dataType == .float16)
         #expect(halfBits(f16) == [0x3C00, 0xC000, 0x7BFF])
+#if !((os(macOS) || targetEnvironment(macCatalyst)) && arch(x86_64))  // no Float16 there
         #expect(try f16.toArray(Float16.self).map(Float.init) == [1, -2, 65504])
+        #endif
         let empty = try initializer(model, "e_f32")
         #expect(empty.shape == [0, 3] && empty.count == 0)
     }
@@ -132,7 +134,9 @@ import Tensor
         let half = try initializer(model, "half")
         #expect(half.dataType == .float16 && half.shape == [2, 2])
         #expect(halfBits(half) == [0x3800, 0xBC00, 0x4000, 0x2E66])
+#if !((os(macOS) || targetEnvironment(macCatalyst)) && arch(x86_64))  // no Float16 there
         #expect(try half.toArray(Float16.self).map(Float.init) == [0.5, -1, 2, 0.0999755859375])
+        #endif
         #expect(isMalloced(half))
         #expect(model.graph.inputs.isEmpty)
     }
