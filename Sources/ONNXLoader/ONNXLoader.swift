@@ -1,0 +1,239 @@
+import ONNXProto
+import Tensor
+
+/// Reads ONNX model files into `ONNXModel` values.
+///
+/// The file is memory-mapped read-only and parsed by protobuf-c; every field is converted into
+/// Swift values, weights are taken over from protobuf-c without a second copy (or mapped from
+/// external data files), and the graph is checked for structural errors before it is returned.
+public enum ONNXLoader {
+    /// IR versions this loader accepts (the ActionCLIP files are IR 5; 13 is the newest this proto describes).
+    public static let supportedIRVersions: ClosedRange<Int64> = 3...13
+    /// Default-domain opsets whose operator semantics the engine knows.
+    public static let supportedOpsets: ClosedRange<Int64> = 1...21
+
+    /// Loads the model at `path`. External data files are resolved relative to the file's directory.
+    public static func load(contentsOf path: String) throws(ONNXLoadError) -> ONNXModel {
+        let file: MappedFile
+        do {
+            file = try MappedFile.map(path)
+        } catch {
+            switch error {
+            case .notFound: throw .fileNotFound(path: path)
+            case .isDirectory: throw .isDirectory(path: path)
+            case .system(let reason): throw .unreadable(path: path, reason: reason)
+            }
+        }
+        guard let base = file.base, file.size > 0 else { throw .emptyFile(path: path) }
+        let context = LoadContext(sourceName: path, baseDirectory: directory(of: path))
+        // The mapping is released when `file` goes out of scope: protobuf-c copies what it keeps.
+        return try withExtendedLifetime(file) { () throws(ONNXLoadError) -> ONNXModel in
+            try parse(UnsafeRawBufferPointer(start: base, count: file.size), context: context)
+        }
+    }
+
+    /// Loads a model from bytes in memory. `baseDirectory` is where external data files live;
+    /// nil means the model must not use external data.
+    public static func load(bytes: UnsafeRawBufferPointer, baseDirectory: String?) throws(ONNXLoadError) -> ONNXModel {
+        let context = LoadContext(sourceName: "<memory>", baseDirectory: baseDirectory)
+        guard bytes.count > 0 else { throw .emptyFile(path: context.sourceName) }
+        return try parse(bytes, context: context)
+    }
+
+    private static func parse(_ bytes: UnsafeRawBufferPointer, context: LoadContext) throws(ONNXLoadError) -> ONNXModel {
+        guard let start = bytes.baseAddress,
+              let message = onnx__model_proto__unpack(nil, bytes.count, start.assumingMemoryBound(to: UInt8.self))
+        else { throw .notProtobuf(path: context.sourceName) }
+        defer { onnx__model_proto__free_unpacked(message, nil) }
+        return try ModelConverter(context: context).convert(message)
+    }
+
+    /// The directory part of a path ("." for a bare file name), for resolving external data.
+    static func directory(of path: String) -> String {
+        guard let slash = path.lastIndex(of: "/") else { return "." }
+        if slash == path.startIndex { return "/" }
+        return String(path[..<slash])
+    }
+}
+
+/// Turns an unpacked protobuf-c `ModelProto` into Swift values.
+struct ModelConverter {
+    let context: LoadContext
+
+    func convert(_ message: UnsafeMutablePointer<Onnx__ModelProto>) throws(ONNXLoadError) -> ONNXModel {
+        let model = message.pointee
+        guard let graphPointer = model.graph else { throw .missingGraph(path: context.sourceName) }
+
+        let irVersion = model.has_ir_version != 0 ? model.ir_version : 0
+        guard ONNXLoader.supportedIRVersions.contains(irVersion) else {
+            throw .unsupportedIRVersion(irVersion, supported: ONNXLoader.supportedIRVersions)
+        }
+
+        var opsets: [String: Int64] = [:]
+        for entry in cArray(model.opset_import, model.n_opset_import) {
+            guard let entry else { continue }
+            var domain = cString(entry.pointee.domain)
+            if domain == "ai.onnx" { domain = "" }
+            let version = entry.pointee.has_version != 0 ? entry.pointee.version : 0
+            if domain.isEmpty, let previous = opsets[domain], previous != version {
+                throw .conflictingOpsets(previous, version)
+            }
+            opsets[domain] = version
+        }
+        guard let defaultOpset = opsets[""] else { throw .missingDefaultOpset }
+        guard ONNXLoader.supportedOpsets.contains(defaultOpset) else {
+            throw .unsupportedOpset(defaultOpset, supported: ONNXLoader.supportedOpsets)
+        }
+
+        let graph = try convertGraph(graphPointer)
+        try GraphValidator.validate(graph)
+        return ONNXModel(irVersion: irVersion, opsetImports: opsets, producerName: cString(model.producer_name),
+                         producerVersion: cString(model.producer_version), graph: graph)
+    }
+
+    private func convertGraph(_ pointer: UnsafeMutablePointer<Onnx__GraphProto>) throws(ONNXLoadError) -> ONNXGraph {
+        let graph = pointer.pointee
+
+        var initializers: [String: Tensor] = [:]
+        var initializerNames: [String] = []
+        for (index, tensorPointer) in cArray(graph.initializer, graph.n_initializer).enumerated() {
+            guard let tensorPointer else { continue }
+            let name = cString(tensorPointer.pointee.name)
+            guard !name.isEmpty else {
+                throw .invalidTensor(tensor: "initializer #\(index)", problem: "has no name")
+            }
+            guard initializers[name] == nil else {
+                throw .duplicateValue(name: name, first: "an initializer", second: "another initializer")
+            }
+            initializers[name] = try context.decodeTensor(tensorPointer, subject: "initializer '\(name)'")
+            initializerNames.append(name)
+        }
+
+        // Initializers listed as inputs are defaults a caller could override; this engine never
+        // overrides weights, so they stay initializers only.
+        let inputs = try convertValueInfos(graph.input, graph.n_input, role: "input")
+            .filter { initializers[$0.name] == nil }
+        let outputs = try convertValueInfos(graph.output, graph.n_output, role: "output")
+        let valueInfo = try convertValueInfos(graph.value_info, graph.n_value_info, role: "value_info")
+
+        var nodes: [ONNXNode] = []
+        nodes.reserveCapacity(graph.n_node)
+        for (index, nodePointer) in cArray(graph.node, graph.n_node).enumerated() {
+            guard let nodePointer else { continue }
+            nodes.append(try convertNode(nodePointer, index: index))
+        }
+        return ONNXGraph(name: cString(graph.name), inputs: inputs, outputs: outputs, valueInfo: valueInfo,
+                         nodes: nodes, initializers: initializers, initializerNames: initializerNames)
+    }
+
+    private func convertValueInfos(_ base: UnsafeMutablePointer<UnsafeMutablePointer<Onnx__ValueInfoProto>?>?, _ count: Int,
+                                   role: String) throws(ONNXLoadError) -> [ValueInfo] {
+        var result: [ValueInfo] = []
+        for (index, pointer) in cArray(base, count).enumerated() {
+            guard let pointer else { continue }
+            let name = cString(pointer.pointee.name)
+            guard !name.isEmpty else { throw .invalidValueInfo(name: "#\(index)", problem: "graph \(role) has no name") }
+            var elementType: Int32 = 0
+            var shape: [ValueInfo.Dimension]?
+            if let type = pointer.pointee.type,
+               type.pointee.value_case.rawValue == ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE.rawValue,
+               let tensorType = type.pointee.tensor_type {
+                elementType = tensorType.pointee.has_elem_type != 0 ? tensorType.pointee.elem_type : 0
+                if let shapeProto = tensorType.pointee.shape {
+                    var dimensions: [ValueInfo.Dimension] = []
+                    for dimension in cArray(shapeProto.pointee.dim, shapeProto.pointee.n_dim) {
+                        guard let dimension else { dimensions.append(.unknown); continue }
+                        switch dimension.pointee.value_case.rawValue {
+                        case ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE.rawValue:
+                            let value = dimension.pointee.dim_value
+                            guard value >= 0 else {
+                                throw .invalidValueInfo(name: name, problem: "negative dimension \(value)")
+                            }
+                            dimensions.append(.fixed(Int(value)))
+                        case ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_PARAM.rawValue:
+                            let parameter = cString(dimension.pointee.dim_param)
+                            dimensions.append(parameter.isEmpty ? .unknown : .symbolic(parameter))
+                        default:
+                            dimensions.append(.unknown)
+                        }
+                    }
+                    shape = dimensions
+                }
+            }
+            result.append(ValueInfo(name: name, elementTypeCode: elementType, shape: shape))
+        }
+        return result
+    }
+
+    private func convertNode(_ pointer: UnsafeMutablePointer<Onnx__NodeProto>, index: Int) throws(ONNXLoadError) -> ONNXNode {
+        let proto = pointer.pointee
+        let name = cString(proto.name)
+        let opType = cString(proto.op_type)
+        var domain = cString(proto.domain)
+        if domain == "ai.onnx" { domain = "" }
+        let inputs = cArray(proto.input, proto.n_input).map { cString($0) }
+        let outputs = cArray(proto.output, proto.n_output).map { cString($0) }
+        var node = ONNXNode(name: name, opType: opType, domain: domain, inputs: inputs, outputs: outputs, attributes: [:])
+        guard !opType.isEmpty else {
+            let label = name.isEmpty ? "#\(index) (-> \(outputs.first ?? "?"))" : "'\(name)'"
+            throw .invalidNode(node: label, problem: "empty op_type")
+        }
+        for attributePointer in cArray(proto.attribute, proto.n_attribute) {
+            guard let attributePointer else { continue }
+            let attributeName = cString(attributePointer.pointee.name)
+            guard !attributeName.isEmpty else { throw .invalidNode(node: node.displayName, problem: "attribute without a name") }
+            guard node.attributes[attributeName] == nil else {
+                throw .invalidNode(node: node.displayName, problem: "attribute '\(attributeName)' appears twice")
+            }
+            node.attributes[attributeName] = try convertAttribute(
+                attributePointer, subject: "node \(node.displayName) attribute '\(attributeName)'")
+        }
+        return node
+    }
+
+    private func convertAttribute(_ pointer: UnsafeMutablePointer<Onnx__AttributeProto>, subject: String) throws(ONNXLoadError) -> Attribute {
+        let proto = pointer.pointee
+        switch attributeKind(proto) {
+        case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOAT.rawValue:
+            return .float(proto.f)
+        case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INT.rawValue:
+            return .int(proto.i)
+        case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__STRING.rawValue:
+            return .string(Array(UnsafeRawBufferPointer(start: proto.s.data, count: proto.s.data == nil ? 0 : proto.s.len)))
+        case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__TENSOR.rawValue:
+            guard let tensor = proto.t else { throw .invalidTensor(tensor: subject, problem: "TENSOR attribute without a tensor") }
+            return .tensor(try context.decodeTensor(tensor, subject: subject))
+        case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOATS.rawValue:
+            return .floats(Array(cArray(proto.floats, proto.n_floats)))
+        case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INTS.rawValue:
+            return .ints(Array(cArray(proto.ints, proto.n_ints)))
+        case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__STRINGS.rawValue:
+            return .strings(cArray(proto.strings, proto.n_strings).map { value in
+                Array(UnsafeRawBufferPointer(start: value.data, count: value.data == nil ? 0 : value.len))
+            })
+        case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__GRAPH.rawValue: return .unsupported(kind: "GRAPH")
+        case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__GRAPHS.rawValue: return .unsupported(kind: "GRAPHS")
+        case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__TENSORS.rawValue: return .unsupported(kind: "TENSORS")
+        case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__SPARSE_TENSOR.rawValue: return .unsupported(kind: "SPARSE_TENSOR")
+        case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__SPARSE_TENSORS.rawValue: return .unsupported(kind: "SPARSE_TENSORS")
+        case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__TYPE_PROTO.rawValue: return .unsupported(kind: "TYPE_PROTO")
+        case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__TYPE_PROTOS.rawValue: return .unsupported(kind: "TYPE_PROTOS")
+        case let other: return .unsupported(kind: "attribute type \(other)")
+        }
+    }
+
+    /// The attribute's declared type; IR versions before 2 had no `type` field, so then the
+    /// kind is inferred from which value field is set.
+    private func attributeKind(_ proto: Onnx__AttributeProto) -> UInt32 {
+        if proto.has_type != 0 { return proto.type.rawValue }
+        if proto.has_f != 0 { return ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOAT.rawValue }
+        if proto.has_i != 0 { return ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INT.rawValue }
+        if proto.has_s != 0 { return ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__STRING.rawValue }
+        if proto.t != nil { return ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__TENSOR.rawValue }
+        if proto.g != nil { return ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__GRAPH.rawValue }
+        if proto.n_floats > 0 { return ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOATS.rawValue }
+        if proto.n_ints > 0 { return ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INTS.rawValue }
+        if proto.n_strings > 0 { return ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__STRINGS.rawValue }
+        return ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__UNDEFINED.rawValue
+    }
+}

@@ -1,0 +1,315 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import ONNXProto
+import Tensor
+
+/// State shared by everything decoded from one model file: where external data lives and the
+/// data files mapped so far (each file is mapped once, however many tensors point into it).
+final class LoadContext {
+    /// How the model is named in messages (its path, or "<memory>").
+    let sourceName: String
+    /// Directory that external data locations are relative to; nil when loading from bytes without one.
+    let baseDirectory: String?
+    private var externalFiles: [String: MappedFile] = [:]
+
+    init(sourceName: String, baseDirectory: String?) {
+        self.sourceName = sourceName
+        self.baseDirectory = baseDirectory
+    }
+
+    /// Converts a `TensorProto` into a `Tensor`, validating every size against what is really present.
+    ///
+    /// `raw_data` blocks are taken over from protobuf-c (the field is cleared, so `free_unpacked`
+    /// leaves the block alone and the tensor storage frees it), so weights exist in one copy.
+    /// `subject` names the tensor in errors, e.g. "initializer 'fc.weight'".
+    func decodeTensor(_ proto: UnsafeMutablePointer<Onnx__TensorProto>, subject: String) throws(ONNXLoadError) -> Tensor {
+        let typeCode = proto.pointee.data_type
+        guard let dataType = DataType(rawValue: typeCode) else {
+            throw .unsupportedDataType(tensor: subject, typeName: DataType.onnxName(code: typeCode))
+        }
+        var shape: [Int] = []
+        for dimension in cArray(proto.pointee.dims, proto.pointee.n_dims) {
+            guard dimension >= 0 else {
+                let dims = cArray(proto.pointee.dims, proto.pointee.n_dims).map(String.init).joined(separator: ",")
+                throw .invalidTensor(tensor: subject, problem: "negative dimension \(dimension) in shape [\(dims)]")
+            }
+            // Int is 64-bit on every supported platform, so an Int64 dimension always fits.
+            shape.append(Int(dimension))
+        }
+        let count: Int
+        do {
+            count = try Shape.elementCount(shape)
+        } catch {
+            throw .invalidTensor(tensor: subject, problem: error.description)
+        }
+        // count <= 2^34 and byteSize <= 8, so this product cannot overflow.
+        let byteCount = count * dataType.byteSize
+        let layout = TensorLayout(subject: subject, dataType: dataType, shape: shape, count: count, byteCount: byteCount)
+
+        if proto.pointee.has_data_location != 0,
+           proto.pointee.data_location.rawValue == ONNX__TENSOR_PROTO__DATA_LOCATION__EXTERNAL.rawValue {
+            return try decodeExternal(proto, layout)
+        }
+        if proto.pointee.has_raw_data != 0 {
+            return try decodeRaw(proto, layout)
+        }
+        return try decodeTyped(proto, layout)
+    }
+
+    // MARK: raw_data
+
+    private func decodeRaw(_ proto: UnsafeMutablePointer<Onnx__TensorProto>, _ layout: TensorLayout) throws(ONNXLoadError) -> Tensor {
+        let length = proto.pointee.raw_data.len
+        guard length == layout.byteCount else {
+            throw .invalidTensor(tensor: layout.subject, problem: "\(length) bytes of raw_data \(layout.describe) (expected \(layout.byteCount))")
+        }
+        guard layout.byteCount > 0, let data = proto.pointee.raw_data.data else {
+            return try layout.zeros()
+        }
+        // glibc malloc returns 16-byte aligned blocks, which every element type and our SIMD
+        // loads accept. Another allocator might not; then the one copy is an aligned one.
+        guard Int(bitPattern: data) % 16 == 0 else {
+            return try layout.copy(from: UnsafeRawPointer(data))
+        }
+        // Take the block over: with data NULL and len 0, free_unpacked will not free it.
+        proto.pointee.raw_data.data = nil
+        proto.pointee.raw_data.len = 0
+        let storage = TensorStorage(pointer: UnsafeMutableRawPointer(data), byteCount: layout.byteCount, ownership: .malloced)
+        if layout.dataType == .bool { normalizeBooleans(storage.pointer, count: layout.count) }
+        return try layout.wrapping(storage)
+    }
+
+    // MARK: typed fields
+
+    private func decodeTyped(_ proto: UnsafeMutablePointer<Onnx__TensorProto>, _ layout: TensorLayout) throws(ONNXLoadError) -> Tensor {
+        let tensorProto = proto.pointee
+        let typedCount = tensorProto.n_float_data + tensorProto.n_int32_data + tensorProto.n_int64_data
+            + tensorProto.n_double_data + tensorProto.n_uint64_data + tensorProto.n_string_data
+        if typedCount == 0 && layout.count > 0 {
+            throw .invalidTensor(tensor: layout.subject, problem: "no data (no raw_data, typed values or external data) \(layout.describe)")
+        }
+        switch layout.dataType {
+        case .float32:
+            let values = cArray(tensorProto.float_data, tensorProto.n_float_data)
+            try layout.checkCount(values.count, field: "float_data")
+            return try layout.fill(Float.self) { _ = $0.initialize(from: values) }
+        case .float64:
+            let values = cArray(tensorProto.double_data, tensorProto.n_double_data)
+            try layout.checkCount(values.count, field: "double_data")
+            return try layout.fill(Double.self) { _ = $0.initialize(from: values) }
+        case .int64:
+            let values = cArray(tensorProto.int64_data, tensorProto.n_int64_data)
+            try layout.checkCount(values.count, field: "int64_data")
+            return try layout.fill(Int64.self) { _ = $0.initialize(from: values) }
+        case .int32:
+            let values = cArray(tensorProto.int32_data, tensorProto.n_int32_data)
+            try layout.checkCount(values.count, field: "int32_data")
+            return try layout.fill(Int32.self) { _ = $0.initialize(from: values) }
+        // ONNX stores the narrow types widened to int32 (float16 as its 16 bit pattern).
+        case .int8:
+            let values = cArray(tensorProto.int32_data, tensorProto.n_int32_data)
+            try layout.checkCount(values.count, field: "int32_data")
+            try layout.checkRange(values, Int32(Int8.min)...Int32(Int8.max))
+            return try layout.fill(Int8.self) { buffer in
+                for index in 0..<values.count { buffer[index] = Int8(truncatingIfNeeded: values[index]) }
+            }
+        case .uint8:
+            let values = cArray(tensorProto.int32_data, tensorProto.n_int32_data)
+            try layout.checkCount(values.count, field: "int32_data")
+            try layout.checkRange(values, 0...Int32(UInt8.max))
+            return try layout.fill(UInt8.self) { buffer in
+                for index in 0..<values.count { buffer[index] = UInt8(truncatingIfNeeded: values[index]) }
+            }
+        case .float16:
+            let values = cArray(tensorProto.int32_data, tensorProto.n_int32_data)
+            try layout.checkCount(values.count, field: "int32_data")
+            try layout.checkRange(values, 0...Int32(UInt16.max))
+            return try layout.fill(UInt16.self) { buffer in
+                for index in 0..<values.count { buffer[index] = UInt16(truncatingIfNeeded: values[index]) }
+            }
+        case .bool:
+            let values = cArray(tensorProto.int32_data, tensorProto.n_int32_data)
+            try layout.checkCount(values.count, field: "int32_data")
+            return try layout.fill(UInt8.self) { buffer in
+                for index in 0..<values.count { buffer[index] = values[index] != 0 ? 1 : 0 }
+            }
+        }
+    }
+
+    // MARK: external data
+
+    private func decodeExternal(_ proto: UnsafeMutablePointer<Onnx__TensorProto>, _ layout: TensorLayout) throws(ONNXLoadError) -> Tensor {
+        let subject = layout.subject
+        var location: String?
+        var offsetText: String?
+        var lengthText: String?
+        for entry in cArray(proto.pointee.external_data, proto.pointee.n_external_data) {
+            guard let entry else { continue }
+            let value = cString(entry.pointee.value)
+            switch cString(entry.pointee.key) {
+            case "location": location = value
+            case "offset": offsetText = value
+            case "length": lengthText = value
+            default: break // checksum, basepath: not needed to read the bytes
+            }
+        }
+        guard let location, !location.isEmpty else {
+            throw .externalData(tensor: subject, problem: "no 'location' key")
+        }
+        let fileName = try checkedRelativePath(location, subject: subject)
+        guard let baseDirectory else {
+            throw .externalData(tensor: subject, problem: "location '\(location)' cannot be resolved: the model was loaded from memory without a base directory")
+        }
+        let path = baseDirectory.isEmpty ? fileName : baseDirectory + "/" + fileName
+        let offset = try parseSize(offsetText, key: "offset", subject: subject) ?? 0
+
+        let file: MappedFile
+        if let cached = externalFiles[path] {
+            file = cached
+        } else {
+            do {
+                file = try MappedFile.map(path)
+            } catch {
+                let reason: String
+                switch error {
+                case .notFound: reason = "no such file"
+                case .isDirectory: reason = "is a directory"
+                case .system(let message): reason = message
+                }
+                throw .externalData(tensor: subject, problem: "cannot open '\(path)': \(reason)")
+            }
+            externalFiles[path] = file
+        }
+        guard offset <= file.size else {
+            throw .externalData(tensor: subject, problem: "offset \(offset) is beyond the end of '\(location)' (\(file.size) bytes)")
+        }
+        // ONNX reads to the end of the file when no length is given.
+        let length = try parseSize(lengthText, key: "length", subject: subject) ?? (file.size - offset)
+        guard length <= file.size - offset else {
+            throw .externalData(tensor: subject, problem: "offset \(offset) + length \(length) is beyond the end of '\(location)' (\(file.size) bytes)")
+        }
+        guard length == layout.byteCount else {
+            throw .invalidTensor(tensor: subject, problem: "\(length) bytes of external data \(layout.describe) (expected \(layout.byteCount))")
+        }
+        guard layout.byteCount > 0, let base = file.base else {
+            return try layout.zeros()
+        }
+        let start = base + offset
+        // The mapping is read-only: booleans that are not 0/1 must be normalised in a copy,
+        // and a misaligned start (small tensors packed back to back) is copied so typed loads are legal.
+        let misaligned = Int(bitPattern: start) % layout.dataType.byteSize != 0
+        if misaligned || (layout.dataType == .bool && !UnsafeRawBufferPointer(start: start, count: length).allSatisfy { $0 <= 1 }) {
+            return try layout.copy(from: start)
+        }
+        let storage = TensorStorage(pointer: UnsafeMutableRawPointer(mutating: start), byteCount: length,
+                                    ownership: .borrowed(keeper: file))
+        return try layout.wrapping(storage)
+    }
+
+    /// Accepts only a path inside the model's directory: relative, without `..` components.
+    private func checkedRelativePath(_ location: String, subject: String) throws(ONNXLoadError) -> String {
+        let utf8 = Array(location.utf8)
+        let hasDriveLetter = utf8.count >= 2 && utf8[1] == UInt8(ascii: ":")
+        if location.hasPrefix("/") || location.hasPrefix("\\") || hasDriveLetter {
+            throw .externalData(tensor: subject, problem: "location '\(location)' is absolute; it must be relative to the model's directory")
+        }
+        let components = location.split(whereSeparator: { $0 == "/" || $0 == "\\" })
+        if components.contains(where: { $0 == ".." }) {
+            throw .externalData(tensor: subject, problem: "location '\(location)' leaves the model's directory")
+        }
+        if location.utf8.contains(0) {
+            throw .externalData(tensor: subject, problem: "location contains a NUL byte")
+        }
+        return components.filter { $0 != "." }.joined(separator: "/")
+    }
+
+    private func parseSize(_ text: String?, key: String, subject: String) throws(ONNXLoadError) -> Int? {
+        guard let text else { return nil }
+        guard !text.isEmpty, text.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }), let value = Int(text) else {
+            throw .externalData(tensor: subject, problem: "\(key) '\(text)' is not a non-negative integer")
+        }
+        return value
+    }
+}
+
+/// What a tensor must look like, worked out from its dims and data type before any data is touched.
+struct TensorLayout {
+    let subject: String
+    let dataType: DataType
+    let shape: [Int]
+    let count: Int
+    let byteCount: Int
+
+    /// "for shape [2,3] float32", used in every size message.
+    var describe: String {
+        "for shape [\(shape.map(String.init).joined(separator: ","))] \(dataType)"
+    }
+
+    func checkCount(_ actual: Int, field: String) throws(ONNXLoadError) {
+        guard actual == count else {
+            throw .invalidTensor(tensor: subject, problem: "\(actual) \(field) values \(describe) (expected \(count))")
+        }
+    }
+
+    func checkRange(_ values: UnsafeBufferPointer<Int32>, _ range: ClosedRange<Int32>) throws(ONNXLoadError) {
+        if let bad = values.first(where: { !range.contains($0) }) {
+            throw .invalidTensor(tensor: subject, problem: "int32_data value \(bad) does not fit \(dataType)")
+        }
+    }
+
+    func zeros() throws(ONNXLoadError) -> Tensor {
+        do { return try Tensor.zeros(dataType, shape: shape) } catch { throw .invalidTensor(tensor: subject, problem: error.description) }
+    }
+
+    func uninitialized() throws(ONNXLoadError) -> Tensor {
+        do { return try Tensor.uninitialized(dataType, shape: shape) } catch { throw .invalidTensor(tensor: subject, problem: error.description) }
+    }
+
+    func wrapping(_ storage: TensorStorage) throws(ONNXLoadError) -> Tensor {
+        do {
+            return try Tensor(dataType: dataType, shape: shape, storage: storage)
+        } catch {
+            throw .invalidTensor(tensor: subject, problem: error.description)
+        }
+    }
+
+    /// A fresh tensor whose bytes are written by `body` through a buffer of `count` elements.
+    func fill<Element>(_: Element.Type, _ body: (UnsafeMutableBufferPointer<Element>) -> Void) throws(ONNXLoadError) -> Tensor {
+        let tensor = try uninitialized()
+        let typed = tensor.storage.pointer.bindMemory(to: Element.self, capacity: count)
+        body(UnsafeMutableBufferPointer(start: typed, count: count))
+        return tensor
+    }
+
+    /// A fresh aligned tensor with `byteCount` bytes copied from `source`.
+    func copy(from source: UnsafeRawPointer) throws(ONNXLoadError) -> Tensor {
+        let tensor = try uninitialized()
+        tensor.storage.pointer.copyMemory(from: source, byteCount: byteCount)
+        if dataType == .bool { normalizeBooleans(tensor.storage.pointer, count: count) }
+        return tensor
+    }
+}
+
+/// Swift's Bool must be exactly 0 or 1 in memory; ONNX only says "nonzero is true".
+@inline(__always)
+func normalizeBooleans(_ pointer: UnsafeMutableRawPointer, count: Int) {
+    let bytes = pointer.bindMemory(to: UInt8.self, capacity: count)
+    for index in 0..<count where bytes[index] > 1 { bytes[index] = 1 }
+}
+
+/// NULL-safe conversion of a proto2 optional string (protobuf-c leaves absent ones NULL).
+@inline(__always)
+func cString(_ pointer: UnsafeMutablePointer<CChar>?) -> String {
+    guard let pointer else { return "" }
+    return String(cString: pointer)
+}
+
+/// A protobuf-c repeated field as a buffer; empty when the count is 0 or the pointer NULL.
+@inline(__always)
+func cArray<Element>(_ base: UnsafeMutablePointer<Element>?, _ count: Int) -> UnsafeBufferPointer<Element> {
+    guard let base, count > 0 else { return UnsafeBufferPointer(start: nil, count: 0) }
+    return UnsafeBufferPointer(start: base, count: count)
+}
