@@ -275,6 +275,8 @@ private func floatRange(_ shape: [Int]) throws -> Tensor {
         #expect(empty.shape == [0])
         let floats = try run(RangeOperator.self, opset: 11, [Tensor(scalar: Float(0)), Tensor(scalar: Float(1)), Tensor(scalar: Float(0.25))])[0]
         #expect(try floats.toArray(Float.self) == [0, 0.25, 0.5, 0.75])
+        let backwards = try run(RangeOperator.self, opset: 11, [Tensor(scalar: Float(0)), Tensor(scalar: Float(-1e30)), Tensor(scalar: Float(1e-30))])[0]
+        #expect(backwards.shape == [0])
         #expect(throws: OpError.self) {
             try run(RangeOperator.self, opset: 11, [Tensor(scalar: Int64(0)), Tensor(scalar: Int64(4)), Tensor(scalar: Int64(0))])
         }

@@ -55,7 +55,8 @@ public struct RangeOperator: Operator {
         guard !steps.isNaN, steps < Double(Shape.maximumElementCount) + 1 else {
             throw OpError("Range from \(start) to \(limit) by \(delta) has too many elements")
         }
-        let count = Swift.max(Int(steps), 0)
+        // Checked before converting: Int(-inf) or Int(-1e30) would trap.
+        let count = steps > 0 ? Int(steps) : 0
         _ = try tensorOp { () throws(TensorError) in try Shape.elementCount([count]) }
         let output = try tensorOp { () throws(TensorError) in try Tensor.uninitialized(.float32, shape: [count]) }
         let values = output.mutableFloats
