@@ -22,3 +22,15 @@ import Synchronization
         #expect(Threading.threadCount == 1)
     }
 }
+
+@Suite struct BLASSelectionTests {
+    @Test func suggestsCoreTypeOnlyForGenericFallbacks() {
+        let avx512: Set<String> = ["avx", "avx2", "fma", "avx512f", "avx512dq", "avx512bw", "avx512vl"]
+        #expect(Threading.suggestedBLASCoreType(cpuFlags: avx512, coreName: "Prescott") == "SkylakeX")
+        #expect(Threading.suggestedBLASCoreType(cpuFlags: ["avx", "avx2", "fma"], coreName: "Prescott") == "Haswell")
+        #expect(Threading.suggestedBLASCoreType(cpuFlags: avx512, coreName: "Cooperlake") == nil)
+        #expect(Threading.suggestedBLASCoreType(cpuFlags: ["sse2"], coreName: "Prescott") == nil)
+        #expect(!Threading.blasConfiguration.isEmpty)
+        print("OpenBLAS: \(Threading.blasConfiguration); suggested OPENBLAS_CORETYPE: \(Threading.suggestedBLASCoreType() ?? "none")")
+    }
+}

@@ -379,21 +379,6 @@ private func runSelect<Word: FixedWidthInteger>(_: Word.Type, _ plan: BroadcastP
 // MARK: - Reference
 
 extension ReferenceKernels {
-    /// Offset into an operand of `operandShape` for the output element at `outputIndex`.
-    static func broadcastOffset(_ outputIndex: Int, output: [Int], operand: [Int]) -> Int {
-        var remainder = outputIndex, offset = 0, step = 1
-        for axis in stride(from: output.count - 1, through: 0, by: -1) {
-            let coordinate = remainder % output[axis]
-            remainder /= output[axis]
-            let operandAxis = axis - (output.count - operand.count)
-            if operandAxis >= 0 {
-                if operand[operandAxis] != 1 { offset += coordinate * step }
-                step *= operand[operandAxis]
-            }
-        }
-        return offset
-    }
-
     /// Element-by-element broadcasting float binary op (pow via Double).
     public static func binary(_ operation: BinaryOperation, _ a: [Float], _ aShape: [Int],
                               _ b: [Float], _ bShape: [Int]) throws(KernelError) -> (values: [Float], shape: [Int]) {

@@ -67,8 +67,8 @@ public func matmul(_ a: Tensor, _ b: Tensor) throws(KernelError) -> Tensor {
         return output
     }
     for index in 0..<batchCount {
-        let aOffset = aBatch == batch ? index : ReferenceKernels.broadcastOffset(index, output: batch, operand: aBatch)
-        let bOffset = bBatch == batch ? index : ReferenceKernels.broadcastOffset(index, output: batch, operand: bBatch)
+        let aOffset = aBatch == batch ? index : broadcastOffset(index, output: batch, operand: aBatch)
+        let bOffset = bBatch == batch ? index : broadcastOffset(index, output: batch, operand: bBatch)
         try BLAS.sgemm(transposeA: false, transposeB: false, m: m, n: n, k: k, alpha: 1,
                        a: aBase + aOffset * m * k, lda: k, b: bBase + bOffset * k * n, ldb: n,
                        beta: 0, c: cBase + index * m * n, ldc: n)

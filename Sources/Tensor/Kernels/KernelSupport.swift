@@ -45,3 +45,20 @@ func kernelAxis(_ axis: Int, rank: Int, _ role: String = "axis") throws(KernelEr
     guard resolved >= 0, resolved < rank else { throw KernelError("\(role) \(axis) is out of range for rank \(rank)") }
     return resolved
 }
+
+/// Offset into an operand of shape `operand` (numpy-broadcast to `output`) for the output element
+/// at row-major index `outputIndex`. Used per batch entry or by reference kernels, not per element
+/// in fast loops.
+func broadcastOffset(_ outputIndex: Int, output: [Int], operand: [Int]) -> Int {
+    var remainder = outputIndex, offset = 0, step = 1
+    for axis in stride(from: output.count - 1, through: 0, by: -1) {
+        let coordinate = remainder % output[axis]
+        remainder /= output[axis]
+        let operandAxis = axis - (output.count - operand.count)
+        if operandAxis >= 0 {
+            if operand[operandAxis] != 1 { offset += coordinate * step }
+            step *= operand[operandAxis]
+        }
+    }
+    return offset
+}

@@ -5,9 +5,7 @@ public func quickGELU(_ x: Tensor) throws(KernelError) -> Tensor {
     let output = try kernelOutput(.float32, x.shape)
     guard output.count > 0, let input = x.floats.baseAddress, let result = output.mutableFloats.baseAddress else { return output }
     Threading.parallelFor(0..<x.count, minimumChunk: Threading.elementwiseChunk) { range in
-        VectorMath.map(input + range.lowerBound, result + range.lowerBound, count: range.count) { vector in
-            vector * VectorMath.sigmoid(vector * 1.702)
-        }
+        VectorMath.quickGELU(input + range.lowerBound, result + range.lowerBound, count: range.count)
     }
     return output
 }

@@ -8,11 +8,7 @@ public func softmaxRows(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePo
     guard rows > 0, columns > 0 else { return }
     Threading.parallelFor(0..<rows, minimumChunk: max(1, Threading.elementwiseChunk / columns)) { range in
         for row in range {
-            let source = input + row * columns, destination = output + row * columns
-            let maximum = VectorMath.maximum(source, count: columns)
-            VectorMath.map(source, destination, count: columns) { VectorMath.exp($0 - maximum) }
-            let scale = 1 / VectorMath.sum(destination, count: columns)
-            for index in 0..<columns { destination[index] *= scale }
+            VectorMath.softmaxRow(input + row * columns, output + row * columns, count: columns)
         }
     }
 }
@@ -48,7 +44,7 @@ public func softmax(_ x: Tensor, axis: Int) throws(KernelError) -> Tensor {
             for position in 0..<length {
                 let line = source + position * inner, target = destination + position * inner
                 for column in 0..<inner { target[column] = line[column] - maxima[column] }
-                VectorMath.map(target, target, count: inner) { VectorMath.exp($0) }
+                VectorMath.exp(target, target, count: inner)
                 for column in 0..<inner { sums[column] += target[column] }
             }
             for column in 0..<inner { sums[column] = 1 / sums[column] }

@@ -39,13 +39,13 @@ public func unary(_ operation: UnaryOperation, _ x: Tensor) throws(KernelError) 
             // `x < 0 ? 0 : x` keeps NaN (a plain max(x, 0) would turn it into 0).
             for index in 0..<count { result[index] = input[index] < 0 ? 0 : input[index] }
         case .exp:
-            VectorMath.map(input, result, count: count) { VectorMath.exp($0) }
+            VectorMath.exp(input, result, count: count)
         case .sigmoid:
-            VectorMath.map(input, result, count: count) { VectorMath.sigmoid($0) }
+            VectorMath.sigmoid(input, result, count: count)
         case .tanh:
-            VectorMath.map(input, result, count: count) { VectorMath.tanh($0) }
+            VectorMath.tanh(input, result, count: count)
         case .erf:
-            VectorMath.map(input, result, count: count) { VectorMath.erf($0) }
+            VectorMath.erf(input, result, count: count)
         }
     }
     return output

@@ -130,6 +130,62 @@ enum VectorMath {
         }
     }
 
+    // Buffer-level entry points. Kernels in other files call these once per row or chunk rather
+    // than `map` with a closure: in non-whole-module (debug) builds nothing is inlined across
+    // files, so the per-vector work must sit in this file to be inlined.
+
+    /// output[i] = e^(input[i] - shift).
+    static func exp(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, count: Int, shift: Float = 0) {
+        map(input, output, count: count) { exp($0 - shift) }
+    }
+
+    /// output[i] = sigmoid(input[i]).
+    static func sigmoid(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, count: Int) {
+        map(input, output, count: count) { sigmoid($0) }
+    }
+
+    /// output[i] = tanh(input[i]).
+    static func tanh(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, count: Int) {
+        map(input, output, count: count) { tanh($0) }
+    }
+
+    /// output[i] = erf(input[i]).
+    static func erf(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, count: Int) {
+        map(input, output, count: count) { erf($0) }
+    }
+
+    /// output[i] = x * sigmoid(1.702 x) (CLIP's QuickGELU).
+    static func quickGELU(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, count: Int) {
+        map(input, output, count: count) { $0 * sigmoid($0 * 1.702) }
+    }
+
+    /// In-place softmax of one row: max, exp(x - max) with the sum accumulated in the same pass, scale.
+    static func softmaxRow(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, count: Int) {
+        let shift = maximum(input, count: count)
+        var total = FloatVector(repeating: 0)
+        var index = 0
+        while index + width <= count {
+            let value = exp(UnsafeRawPointer(input + index).loadUnaligned(as: FloatVector.self) - shift)
+            UnsafeMutableRawPointer(output + index).storeBytes(of: value, as: FloatVector.self)
+            total += value
+            index += width
+        }
+        var scalarTotal = total.sum()
+        if index < count {
+            // Padding lanes hold -inf so they contribute e^-inf = 0 to the sum.
+            var vector = FloatVector(repeating: -.infinity)
+            let remaining = count - index
+            for lane in 0..<remaining { vector[lane] = input[index + lane] }
+            let value = exp(vector - shift)
+            for lane in 0..<remaining {
+                output[index + lane] = value[lane]
+                scalarTotal += value[lane]
+            }
+        }
+        let scale = 1 / scalarTotal
+        for position in 0..<count { output[position] *= scale }
+    }
+
     /// Sum of `count` floats with two SIMD16 accumulators (a scalar loop would not vectorise:
     /// the compiler keeps the strict left-to-right order of float additions).
     @inline(__always)
@@ -180,11 +236,15 @@ enum VectorMath {
         var first = FloatVector(repeating: -.infinity), second = FloatVector(repeating: -.infinity)
         var index = 0
         while index + 2 * width <= count {
-            first = pointwiseMax(first, UnsafeRawPointer(input + index).loadUnaligned(as: FloatVector.self))
-            second = pointwiseMax(second, UnsafeRawPointer(input + index + width).loadUnaligned(as: FloatVector.self))
+            // Mask selects, not pointwiseMax: the latter is a per-lane loop on the baseline x86-64 target.
+            let a = UnsafeRawPointer(input + index).loadUnaligned(as: FloatVector.self)
+            let b = UnsafeRawPointer(input + index + width).loadUnaligned(as: FloatVector.self)
+            first.replace(with: a, where: a .> first)
+            second.replace(with: b, where: b .> second)
             index += 2 * width
         }
-        var result = pointwiseMax(first, second).max()
+        first.replace(with: second, where: second .> first)
+        var result = first.max()
         while index < count {
             if input[index] > result { result = input[index] }
             index += 1
