@@ -1,0 +1,42 @@
+import Testing
+@testable import Tensor
+
+@Suite struct ConvTests {
+    func check(x xShape: [Int], w wShape: [Int], bias: Bool, geometry: ConvolutionGeometry, expected: [Int]) throws {
+        var generator = SplitMix64(seed: UInt64(xShape.reduce(0, +) * 31 + wShape.reduce(0, +)))
+        let x = try randomTensor(xShape, &generator), w = try randomTensor(wShape, &generator)
+        let b = bias ? try randomTensor([wShape[0]], &generator) : nil
+        let fast = try conv2d(x, w, bias: b, geometry: geometry)
+        let reference = try ReferenceKernels.conv2d(x, w, bias: b, geometry: geometry)
+        #expect(fast.shape == expected)
+        #expect(maxMixedError(try fast.toArray(Float.self), try reference.toArray(Float.self)) < 1e-5)
+    }
+
+    @Test func patchEmbeddingStrideEqualsKernel() throws {
+        // The ViT-B/32 stem in miniature: kernel = stride, no padding, no bias.
+        try check(x: [2, 3, 64, 64], w: [16, 3, 32, 32], bias: false,
+                  geometry: ConvolutionGeometry(strides: [32, 32]), expected: [2, 16, 2, 2])
+    }
+
+    @Test func padsStridesDilations() throws {
+        try check(x: [1, 3, 11, 13], w: [5, 3, 3, 3], bias: true,
+                  geometry: ConvolutionGeometry(pads: [1, 2, 0, 1], strides: [2, 1], dilations: [1, 2]),
+                  expected: [1, 5, 5, 12])
+        try check(x: [2, 4, 9, 9], w: [3, 4, 3, 2], bias: false,
+                  geometry: ConvolutionGeometry(pads: [2, 2, 2, 2], strides: [3, 2], dilations: [2, 1]),
+                  expected: [2, 3, 3, 6])
+    }
+
+    @Test func pointwiseKernelSkipsUnfolding() throws {
+        try check(x: [2, 6, 5, 7], w: [4, 6, 1, 1], bias: true, geometry: ConvolutionGeometry(), expected: [2, 4, 5, 7])
+    }
+
+    @Test func rejectsUnsupportedAndMismatched() throws {
+        let x = try Tensor.zeros(.float32, shape: [1, 4, 8, 8])
+        let w = try Tensor.zeros(.float32, shape: [2, 2, 3, 3])
+        #expect(throws: KernelError.self) { try conv2d(x, w, bias: nil, geometry: ConvolutionGeometry(group: 2)) }
+        #expect(throws: KernelError.self) { try conv2d(x, w, bias: nil, geometry: ConvolutionGeometry()) }
+        let big = try Tensor.zeros(.float32, shape: [2, 4, 9, 9])
+        #expect(throws: KernelError.self) { try conv2d(x, big, bias: nil, geometry: ConvolutionGeometry()) }
+    }
+}

@@ -1,0 +1,89 @@
+import Testing
+import Foundation
+@testable import Tensor
+
+@Suite struct GEMMTests {
+    func check(_ aShape: [Int], _ bShape: [Int], expected: [Int], seed: UInt64 = 1) throws {
+        var generator = SplitMix64(seed: seed)
+        let a = try randomTensor(aShape, &generator), b = try randomTensor(bShape, &generator)
+        let fast = try matmul(a, b), reference = try ReferenceKernels.matmul(a, b)
+        #expect(fast.shape == expected)
+        #expect(reference.shape == expected)
+        #expect(maxMixedError(try fast.toArray(Float.self), try reference.toArray(Float.self)) < 1e-5)
+    }
+
+    @Test func matmul2Dx2D() throws { try check([50, 768], [768, 77], expected: [50, 77]) }
+    @Test func matmul3Dx2DFoldsBatchIntoRows() throws { try check([7, 3, 64], [64, 9], expected: [7, 3, 9]) }
+    @Test func matmul3Dx3DBatched() throws { try check([12, 50, 64], [12, 64, 50], expected: [12, 50, 50]) }
+    @Test func matmulBroadcastBatch() throws {
+        try check([2, 1, 5, 7], [3, 7, 4], expected: [2, 3, 5, 4])
+        try check([5, 7], [3, 7, 4], expected: [3, 5, 4])
+        try check([1, 5, 7], [1, 7, 4], expected: [1, 5, 4])
+    }
+    @Test func matmulOneDimensional() throws {
+        try check([7], [7, 4], expected: [4])
+        try check([3, 5, 7], [7], expected: [3, 5])
+        try check([7], [7], expected: [])
+        try check([7], [2, 7, 3], expected: [2, 3])
+    }
+
+    @Test func matmulRejectsMismatch() throws {
+        let a = try Tensor.zeros(.float32, shape: [2, 3]), b = try Tensor.zeros(.float32, shape: [4, 5])
+        #expect(throws: KernelError.self) { try matmul(a, b) }
+        let batchA = try Tensor.zeros(.float32, shape: [2, 3, 4]), batchB = try Tensor.zeros(.float32, shape: [3, 4, 5])
+        #expect(throws: KernelError.self) { try matmul(batchA, batchB) }
+        let integer = try Tensor([Int64(1)], shape: [1, 1])
+        #expect(throws: KernelError.self) { try matmul(integer, integer) }
+    }
+
+    @Test func matmulWithZeroInnerDimensionIsZero() throws {
+        let a = try Tensor.zeros(.float32, shape: [3, 0]), b = try Tensor.zeros(.float32, shape: [0, 2])
+        let result = try matmul(a, b)
+        #expect(try result.toArray(Float.self) == [0, 0, 0, 0, 0, 0])
+    }
+
+    @Test func gemmTransposesAndBroadcastsC() throws {
+        var generator = SplitMix64(seed: 7)
+        let a = try randomTensor([77, 50], &generator) // transA: A is [K, M] = [77, 50]
+        let b = try randomTensor([30, 77], &generator) // transB: B is [N, K]
+        let c = try randomTensor([30], &generator)
+        let result = try gemm(a, b, c, alpha: 0.5, beta: 2, transposeA: true, transposeB: true)
+        #expect(result.shape == [50, 30])
+        // Reference: alpha * A^T B^T + beta * c
+        let x = try a.toArray(Float.self), y = try b.toArray(Float.self), bias = try c.toArray(Float.self)
+        var expected = [Float](repeating: 0, count: 50 * 30)
+        for row in 0..<50 {
+            for column in 0..<30 {
+                var total = 0.0
+                for inner in 0..<77 { total += Double(x[inner * 50 + row]) * Double(y[column * 77 + inner]) }
+                expected[row * 30 + column] = Float(0.5 * total + 2 * Double(bias[column]))
+            }
+        }
+        #expect(maxMixedError(try result.toArray(Float.self), expected) < 1e-5)
+        // C of shape [M, 1] broadcasts along columns; no C means beta is irrelevant.
+        let columnC = try Tensor([Float](repeating: 1, count: 50), shape: [50, 1])
+        let plain = try gemm(a, b, nil, transposeA: true, transposeB: true)
+        let shifted = try gemm(a, b, columnC, transposeA: true, transposeB: true)
+        #expect(maxMixedError(try shifted.toArray(Float.self), try plain.toArray(Float.self).map { $0 + 1 }) < 1e-6)
+        let badC = try Tensor.zeros(.float32, shape: [7])
+        #expect(throws: KernelError.self) { try gemm(a, b, badC, transposeA: true, transposeB: true) }
+    }
+
+    /// Measures sgemm throughput for the ViT Linear shape; one quick run (printed, not asserted).
+    @Test func sgemmThroughput400x768x768() throws {
+        var generator = SplitMix64(seed: 3)
+        let a = try randomTensor([400, 768], &generator), b = try randomTensor([768, 768], &generator)
+        _ = try matmul(a, b)
+        let repetitions = 5
+        let clock = ContinuousClock()
+        var result = try matmul(a, b)
+        let elapsed = try clock.measure {
+            for _ in 0..<repetitions { result = try matmul(a, b) }
+        }
+        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
+        let gflops = 2.0 * 400 * 768 * 768 * Double(repetitions) / seconds / 1e9
+        print("sgemm 400x768x768: \(String(format: "%.2f", seconds / Double(repetitions) * 1000)) ms, \(String(format: "%.1f", gflops)) GFLOP/s (threads \(Threading.threadCount))")
+        #expect(result.floats.allSatisfy { $0.isFinite })
+        #expect(gflops > 0)
+    }
+}
