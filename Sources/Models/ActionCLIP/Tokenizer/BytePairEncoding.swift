@@ -44,28 +44,32 @@ struct BytePairEncoding: Sendable {
     }
 
     /// Parses the decompressed merge list. `path` is only used in error messages.
+    ///
+    /// Symbols are looked up by their UTF-8 bytes in `SymbolTable` (an open-addressing hash over a byte
+    /// arena) rather than as Swift `String`s: String hashing normalises Unicode and allocates, which made
+    /// loading ~3x slower.
     init(fileContents bytes: [UInt8], path: String) throws(TokenizerError) {
         let (characters, order) = Self.byteCharacters()
-        var symbolIds = [String: Int32](minimumCapacity: Self.vocabularySize)
+        var table = SymbolTable(expectedCount: Self.vocabularySize)
         var baseIds = [Int32](repeating: 0, count: 256)
+        let endOfWord = Array("</w>".utf8)
         for (index, byte) in order.enumerated() {
             baseIds[Int(byte)] = Int32(index)
-            symbolIds[String(characters[Int(byte)])] = Int32(index)
-            symbolIds[String(characters[Int(byte)]) + "</w>"] = Int32(index + 256)
+            _ = table.append(Array(String(characters[Int(byte)]).utf8))
+        }
+        for byte in order {
+            _ = table.append(Array(String(characters[Int(byte)]).utf8) + endOfWord)
         }
 
-        // Pass 1: the symbol table. `names[id]` is the string of every id; `symbolIds` maps a string to its
-        // last id (the reference builds `encoder` with dict(zip(vocab, ...)), so later duplicates win).
-        var names = [String](repeating: "", count: 512)
-        for (string, id) in symbolIds { names[Int(id)] = string }
-        names.reserveCapacity(512 + Self.mergeCount)
+        // Pass 1: read lines 1...mergeCount (line 0 is the header; the rest of the file is unused) and give
+        // each merge result the next id. The reference builds `encoder` with dict(zip(vocab, ...)), so when a
+        // string occurs twice its later id wins; `SymbolTable` does the same.
         var pairs = [(left: Int32, right: Int32)]()
         pairs.reserveCapacity(Self.mergeCount)
         var hasDuplicates = false
         var lineNumber = 0
         var lineStart = 0
         let count = bytes.count
-        // Line 0 is the header, lines 1...mergeCount the merges; the rest of the file is unused.
         while lineNumber <= Self.mergeCount {
             guard lineStart < count else {
                 throw .vocabularyMalformed(
@@ -81,12 +85,10 @@ struct BytePairEncoding: Sendable {
                 }
             } else {
                 let (left, right) = try Self.splitPair(line, lineNumber: lineNumber, path: path)
-                guard let leftId = symbolIds[left], let rightId = symbolIds[right] else {
+                guard let leftId = table.find(bytes[left]), let rightId = table.find(bytes[right]) else {
                     throw .vocabularyMalformed(path: path, reason: "merge line \(lineNumber) uses a symbol no earlier line defines")
                 }
-                let joined = left + right
-                if symbolIds.updateValue(Int32(511 + lineNumber), forKey: joined) != nil { hasDuplicates = true }
-                names.append(joined)
+                if table.append(Array(bytes[left]) + bytes[right]) { hasDuplicates = true }
                 pairs.append((leftId, rightId))
             }
             lineNumber += 1
@@ -99,9 +101,9 @@ struct BytePairEncoding: Sendable {
         for (offset, pair) in pairs.enumerated() {
             var left = pair.left, right = pair.right, result = Int32(512 + offset)
             if hasDuplicates {
-                left = symbolIds[names[Int(left)]] ?? left
-                right = symbolIds[names[Int(right)]] ?? right
-                result = symbolIds[names[Int(result)]] ?? result
+                left = table.canonicalId(left)
+                right = table.canonicalId(right)
+                result = table.canonicalId(result)
             }
             // Later duplicates of a pair win, as with the reference's bpe_ranks dict.
             merges[UInt64(UInt32(left)) << 32 | UInt64(UInt32(right))] = Merge(rank: Int32(offset), result: result)
@@ -110,24 +112,24 @@ struct BytePairEncoding: Sendable {
         self.merges = merges
     }
 
-    /// Splits a merge line on whitespace into exactly two non-empty symbols.
-    private static func splitPair(_ line: ArraySlice<UInt8>, lineNumber: Int, path: String) throws(TokenizerError) -> (String, String) {
-        var parts = [String]()
+    /// Splits a merge line on whitespace into exactly two non-empty fields (index ranges into the file).
+    private static func splitPair(_ line: ArraySlice<UInt8>, lineNumber: Int, path: String) throws(TokenizerError) -> (Range<Int>, Range<Int>) {
+        var fields = [Range<Int>]()
         var start: Int? = nil
         for position in line.indices {
             let byte = line[position]
             let isSpace = byte == 0x20 || byte == 0x09 || byte == 0x0D || byte == 0x0B || byte == 0x0C
             if isSpace {
-                if let begin = start { parts.append(String(decoding: line[begin..<position], as: UTF8.self)); start = nil }
+                if let begin = start { fields.append(begin..<position); start = nil }
             } else if start == nil {
                 start = position
             }
         }
-        if let begin = start { parts.append(String(decoding: line[begin..<line.endIndex], as: UTF8.self)) }
-        guard parts.count == 2 else {
-            throw .vocabularyMalformed(path: path, reason: "merge line \(lineNumber) has \(parts.count) fields, expected 2")
+        if let begin = start { fields.append(begin..<line.endIndex) }
+        guard fields.count == 2 else {
+            throw .vocabularyMalformed(path: path, reason: "merge line \(lineNumber) has \(fields.count) fields, expected 2")
         }
-        return (parts[0], parts[1])
+        return (fields[0], fields[1])
     }
 
     /// BPE over one pre-token's UTF-8 bytes (§6.7): start from byte symbols with `</w>` on the last, then
@@ -169,5 +171,85 @@ struct BytePairEncoding: Sendable {
             swap(&word, &merged)
         }
         output.append(contentsOf: word)
+    }
+}
+
+/// Vocabulary strings (as UTF-8 bytes) -> id, for loading. Ids are given in append order; every symbol's
+/// bytes live in one arena, and lookups use open addressing with linear probing over FNV-1a hashes.
+struct SymbolTable {
+    private var arena = [UInt8]()
+    private var starts = [Int32]()
+    private var lengths = [Int32]()
+    /// Slot -> id, or -1 when empty. Kept at most half full.
+    private var slots: [Int32]
+    private let mask: Int
+
+    init(expectedCount: Int) {
+        var size = 1024
+        while size < expectedCount * 2 { size <<= 1 }
+        slots = [Int32](repeating: -1, count: size)
+        mask = size - 1
+        arena.reserveCapacity(expectedCount * 8)
+        starts.reserveCapacity(expectedCount)
+        lengths.reserveCapacity(expectedCount)
+    }
+
+    var count: Int { starts.count }
+
+    @inline(__always) private static func hash(_ bytes: some Collection<UInt8>) -> Int {
+        var value: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in bytes { value = (value ^ UInt64(byte)) &* 0x100_0000_01b3 }
+        return Int(truncatingIfNeeded: value ^ (value >> 29))
+    }
+
+    @inline(__always) private func equals(_ id: Int32, _ bytes: some Collection<UInt8>) -> Bool {
+        let start = Int(starts[Int(id)])
+        let length = Int(lengths[Int(id)])
+        return length == bytes.count && arena[start..<(start + length)].elementsEqual(bytes)
+    }
+
+    /// Slot holding `bytes`, or the empty slot where it would go.
+    @inline(__always) private func slot(of bytes: some Collection<UInt8>) -> Int {
+        var slot = Self.hash(bytes) & mask
+        while slots[slot] >= 0 && !equals(slots[slot], bytes) { slot = (slot + 1) & mask }
+        return slot
+    }
+
+    /// The latest id whose string is `bytes`.
+    func find(_ bytes: some Collection<UInt8>) -> Int32? {
+        let id = slots[slot(of: bytes)]
+        return id >= 0 ? id : nil
+    }
+
+    /// The latest id with the same string as `id`.
+    func canonicalId(_ id: Int32) -> Int32 {
+        let start = Int(starts[Int(id)])
+        return find(arena[start..<(start + Int(lengths[Int(id)]))]) ?? id
+    }
+
+    /// Gives `bytes` the next id; returns true when the string already had an (older) id, which it replaces.
+    mutating func append(_ bytes: [UInt8]) -> Bool {
+        let id = Int32(starts.count)
+        starts.append(Int32(arena.count))
+        lengths.append(Int32(bytes.count))
+        arena.append(contentsOf: bytes)
+        if starts.count * 2 > slots.count { grow() }
+        let target = slot(of: bytes)
+        let replaced = slots[target] >= 0
+        slots[target] = id
+        return replaced
+    }
+
+    private mutating func grow() {
+        var bigger = SymbolTable(expectedCount: slots.count)
+        bigger.arena = arena
+        bigger.starts = starts
+        bigger.lengths = lengths
+        for slot in slots where slot >= 0 {
+            let start = Int(starts[Int(slot)])
+            let target = bigger.slot(of: arena[start..<(start + Int(lengths[Int(slot)]))])
+            bigger.slots[target] = slot
+        }
+        self = bigger
     }
 }
