@@ -400,7 +400,7 @@ enum TextCleaner {
         output.reserveCapacity(text.count)
         for (index, scalar) in text.enumerated() {
             if scalar.value < 0x80 {
-                output.append(("A"..."Z").contains(scalar) ? Unicode.Scalar(scalar.value + 32).unsafelyUnwrapped : scalar)
+                output.append(("A"..."Z").contains(scalar) ? Unicode.Scalar(UInt8(scalar.value + 32)) : scalar)
             } else if scalar.value == 0x03A3 {
                 output.append(isFinalSigma(text, at: index) ? "\u{03C2}" : "\u{03C3}")
             } else {
