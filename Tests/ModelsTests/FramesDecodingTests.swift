@@ -106,6 +106,13 @@ struct FramesDecodingTests {
         let headerOnly = directory.appendingPathComponent("header-only.gif")
         try Data(gif.prefix(13 + 48 + 10)).write(to: headerOnly)
         expectError(headerOnly.path, containing: "giflib")
+
+        // A 2x2 GIF with neither a global nor a local colour map.
+        let paletteless = directory.appendingPathComponent("no-palette.gif")
+        let bytes: [UInt8] = Array("GIF89a".utf8) + [2, 0, 2, 0, 0x00, 0, 0]
+            + [0x2C, 0, 0, 0, 0, 2, 0, 2, 0, 0x00] + [0x02, 0x03, 0x04, 0x80, 0x02, 0x00] + [0x3B]
+        try Data(bytes).write(to: paletteless)
+        expectError(paletteless.path, containing: "colour map")
     }
 
     @Test("a truncated GIF keeps its complete frames (bit-exact) and reports a warning")
@@ -124,7 +131,22 @@ struct FramesDecodingTests {
         #expect(try source.frames(at: indices) == full.frames(at: indices))
     }
 
-    @Test("a zero-byte .gif and a text file with a GIF name fail clearly")
+    @Test("a truncated AVI (header intact, index lost) decodes its leading frames exactly")
+    func truncatedAVI() throws {
+        let directory = try FrameFixtures.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let avi = try FrameFixtures.bytes("video_mjpeg.avi")
+        let path = directory.appendingPathComponent("cut.avi").path
+        try Data(avi.prefix(avi.count / 2)).write(to: URL(fileURLWithPath: path))
+        let source = try VideoReader.open(path: path)
+        #expect(source.frameCount >= 1 && source.frameCount < 12)
+        let expected = try FrameFixtures.bytes("video_mjpeg.bgr")
+        let frameBytes = 70 * 46 * 3
+        let first = try source.frames(at: [0])
+        #expect(first.first?.pixels == Array(expected[0..<frameBytes]))
+    }
+
+    @Test("a fake GIF header and a directory fail clearly")
     func gifNamedNonsense() throws {
         let directory = try FrameFixtures.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }

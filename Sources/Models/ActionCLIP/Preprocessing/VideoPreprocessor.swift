@@ -22,7 +22,7 @@ public struct VideoPreprocessor: Sendable {
     public static let standardDeviation: [Double] = [0.26862954, 0.26130258, 0.27577711]
 
     /// Result of `prepare`.
-    public struct Prepared: @unchecked Sendable {
+    public struct Prepared: Sendable {
         /// float32 tensor of shape [8, 3, 224, 224].
         public let input: Tensor
         /// The 0-based frame indices used, in segment order.
