@@ -52,8 +52,8 @@ let package = Package(
 
         // MARK: Tests
         .testTarget(name: "TensorTests", dependencies: ["Tensor"]),
-        .testTarget(name: "ONNXLoaderTests", dependencies: ["ONNXLoader", "ONNXProto", "Tensor"]),
-        .testTarget(name: "ModelsTests", dependencies: ["Models", "ONNXLoader", "ONNXProto", "Tensor"]),
+        .testTarget(name: "ONNXLoaderTests", dependencies: ["ONNXLoader", "ONNXProto", "Tensor"], exclude: ["Fixtures"]),
+        .testTarget(name: "ModelsTests", dependencies: ["Models", "ONNXLoader", "ONNXProto", "Tensor"], exclude: ["Fixtures"]),
         .testTarget(name: "CLITests", dependencies: ["Models", "Tensor"]),
     ]
 )

@@ -63,7 +63,7 @@ struct ValidateCommand: ParsableCommand {
             for (position, name) in event.step.node.outputs.enumerated() where position < event.outputs.count {
                 guard let entry = nodeEntries[name] else { continue }
                 seen.insert(name)
-                try check(name, event.outputs[position], path: dump.path(of: entry, in: "nodes"))
+                try check(name, event.outputs[position], path: dump.path(of: entry))
             }
         }
         let outputs = try userFacing { try program.run(feeds, observer: observer) }
@@ -73,7 +73,7 @@ struct ValidateCommand: ParsableCommand {
                 failed += 1
                 continue
             }
-            try userFacing { try check(entry.name + " (output)", actual, path: dump.path(of: entry, in: "outputs")) }
+            try userFacing { try check(entry.name + " (output)", actual, path: dump.path(of: entry)) }
         }
         for entry in dump.nodes where !seen.contains(entry.name) && !outputs.keys.contains(entry.name) {
             print("FAIL  \(entry.name): dumped by the reference but never computed here")

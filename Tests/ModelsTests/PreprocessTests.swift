@@ -77,7 +77,7 @@ struct PreprocessTests {
     // MARK: Resize
 
     private static func image(_ width: Int, _ height: Int, seed: UInt64) throws -> Frame {
-        var generator = SplitMix64(state: seed)
+        var generator = SplitMix64(seed: seed)
         return try Frame(width: width, height: height,
                          pixels: (0..<(width * height * 3)).map { _ in UInt8.random(in: 0...255, using: &generator) })
     }

@@ -18,7 +18,6 @@ public struct ConcatOperator: Operator {
             guard let given = try node.int("axis") else { throw OpError("Concat needs the 'axis' attribute") }
             axis = Int(given)
         }
-        if axis < 0, opset < 11 { throw OpError("Concat axis \(axis) is negative, which needs opset 11 or later") }
     }
 
     public func run(_ inputs: [Tensor?]) throws -> [Tensor] {

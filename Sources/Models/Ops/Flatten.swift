@@ -1,6 +1,7 @@
 // ONNX Flatten: output is 2-D [prod(shape[..<axis]), prod(shape[axis...])].
 // Opset 1, 9 (9 widens the types to all): attribute `axis` (default 1) in [0, rank].
-// Opset 11, 13: negative `axis` allowed, in [-rank, rank] (counted from the back).
+// Opset 11, 13: negative `axis` allowed, in [-rank, rank] (counted from the back). Accepted at
+// every opset here, as ONNX Runtime does (see resolvedAxes).
 // Any element type. The output shares the input's storage (no copy).
 import ONNXLoader
 import Tensor
@@ -8,12 +9,9 @@ import Tensor
 /// ONNX Flatten: a 2-D view of the input (no copy).
 public struct FlattenOperator: Operator {
     let axis: Int
-    let allowNegative: Bool
 
     public init(node: ONNXNode, opset: Int) throws {
         axis = Int(try node.int("axis", default: 1) ?? 1)
-        allowNegative = opset >= 11
-        if axis < 0, !allowNegative { throw OpError("Flatten axis \(axis) is negative, which needs opset 11 or later") }
     }
 
     public func run(_ inputs: [Tensor?]) throws -> [Tensor] {

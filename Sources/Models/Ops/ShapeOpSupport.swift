@@ -16,15 +16,14 @@ extension ONNXNode {
     }
 }
 
-/// Checks an axes list against `rank` (negative values allowed only when `allowNegative`),
-/// resolves negatives and rejects repeats. `role` names the list in messages.
-func resolvedAxes(_ axes: [Int], rank: Int, allowNegative: Bool, role: String) throws(OpError) -> [Int] {
+/// Checks an axes list against `rank`, resolves negatives and rejects repeats. Negative axes are
+/// accepted at every opset although the spec documents them from opset 11: torch 1.8.1 exports
+/// them at opset 10 (`Split(axis=-1)`) and ONNX Runtime runs such files, so refusing them would
+/// refuse the real ActionCLIP models. `role` names the list in messages.
+func resolvedAxes(_ axes: [Int], rank: Int, role: String) throws(OpError) -> [Int] {
     var seen = Set<Int>()
     var result: [Int] = []
     for axis in axes {
-        guard allowNegative || axis >= 0 else {
-            throw OpError("\(role) \(axes) contains a negative axis, which needs opset 11 or later")
-        }
         let resolved = axis < 0 ? axis + rank : axis
         guard resolved >= 0, resolved < rank else {
             throw OpError("\(role) \(axes): axis \(axis) is out of range for rank \(rank)")

@@ -1,6 +1,7 @@
 // ONNX Split: cuts the input along `axis` into the node's outputs.
 // Opset 1: sizes from input 1 or the `split` attribute; `axis` default 0.
-// Opset 2, 11: sizes in the `split` attribute only; opset 11 allows a negative `axis`.
+// Opset 2, 11: sizes in the `split` attribute only; opset 11 documents a negative `axis`, which is
+// accepted at every opset because torch 1.8.1 writes `axis=-1` at opset 10 (see resolvedAxes).
 // Opset 13: sizes move to optional input 1 (int64 1-D).
 // Opset 18: optional `num_outputs` attribute; without sizes the chunks are ceil(dim / n) with a
 //   smaller last chunk.
@@ -20,7 +21,6 @@ public struct SplitOperator: Operator {
 
     public init(node: ONNXNode, opset: Int) throws {
         axis = Int(try node.int("axis", default: 0) ?? 0)
-        if axis < 0, opset < 11 { throw OpError("Split axis \(axis) is negative, which needs opset 11 or later") }
         sizesFromInput = opset >= 13 || opset < 2
         attributeSizes = opset >= 13 ? nil : try node.intList("split")
         outputCount = node.outputs.count

@@ -11,12 +11,10 @@ import Tensor
 public struct SqueezeOperator: Operator {
     let attributeAxes: [Int]?
     let axesFromInput: Bool
-    let allowNegative: Bool
 
     public init(node: ONNXNode, opset: Int) throws {
         axesFromInput = opset >= 13
         attributeAxes = axesFromInput ? nil : try node.intList("axes")
-        allowNegative = opset >= 11
     }
 
     public func run(_ inputs: [Tensor?]) throws -> [Tensor] {
@@ -29,7 +27,7 @@ public struct SqueezeOperator: Operator {
         }
         let shape: [Int]
         if let axes {
-            let resolved = try resolvedAxes(axes, rank: input.rank, allowNegative: allowNegative, role: "Squeeze axes")
+            let resolved = try resolvedAxes(axes, rank: input.rank, role: "Squeeze axes")
             for axis in resolved where input.shape[axis] != 1 {
                 throw OpError("Squeeze axis \(axis) has size \(input.shape[axis]), not 1 (input shape \(input.shape))")
             }

@@ -10,11 +10,9 @@ import Tensor
 public struct UnsqueezeOperator: Operator {
     let attributeAxes: [Int]?
     let axesFromInput: Bool
-    let allowNegative: Bool
 
     public init(node: ONNXNode, opset: Int) throws {
         axesFromInput = opset >= 13
-        allowNegative = opset >= 11
         if axesFromInput {
             attributeAxes = nil
         } else {
@@ -27,7 +25,7 @@ public struct UnsqueezeOperator: Operator {
         let input = try inputs.required(0, "data")
         let axes = try attributeAxes ?? vectorValues(try inputs.required(1, "axes"), role: "Unsqueeze axes")
         let outputRank = input.rank + axes.count
-        let resolved = Set(try resolvedAxes(axes, rank: outputRank, allowNegative: allowNegative, role: "Unsqueeze axes"))
+        let resolved = Set(try resolvedAxes(axes, rank: outputRank, role: "Unsqueeze axes"))
         var shape: [Int] = []
         var next = 0
         for position in 0..<outputRank {

@@ -9,7 +9,7 @@ public struct ReferenceDump: Sendable {
     public struct Entry: Sendable, Decodable {
         /// Tensor name in the graph.
         public let name: String
-        /// File name inside the entry's folder (already sanitised by the dump tool).
+        /// Path of the `.npy` file relative to the dump directory, e.g. `nodes/x.npy`.
         public let file: String
         public let dtype: String?
         public let shape: [Int]?
@@ -48,8 +48,10 @@ public struct ReferenceDump: Sendable {
             throw Failure(description: "\(manifestPath): not a reference manifest: \(error)")
         }
         for entry in manifest.inputs + manifest.outputs + (manifest.nodes ?? []) {
-            // File names come from a file; refuse anything that could leave the dump directory.
-            guard !entry.file.contains("/"), !entry.file.hasPrefix("."), !entry.file.isEmpty else {
+            // Paths come from a file; refuse anything that could leave the dump directory.
+            let components = entry.file.split(separator: "/", omittingEmptySubsequences: false)
+            guard !entry.file.isEmpty, !entry.file.hasPrefix("/"),
+                  !components.contains(where: { $0 == ".." || $0 == "." || $0.isEmpty }) else {
                 throw Failure(description: "\(manifestPath): unsafe file name '\(entry.file)'")
             }
         }
@@ -59,14 +61,14 @@ public struct ReferenceDump: Sendable {
         self.nodes = manifest.nodes ?? []
     }
 
-    public func path(of entry: Entry, in folder: String) -> String {
-        ((directory as NSString).appendingPathComponent(folder) as NSString).appendingPathComponent(entry.file)
+    public func path(of entry: Entry) -> String {
+        (directory as NSString).appendingPathComponent(entry.file)
     }
 
     /// Loads the recorded graph inputs by name.
     public func loadInputs() throws(NPY.Failure) -> [String: Tensor] {
         var feeds: [String: Tensor] = [:]
-        for entry in inputs { feeds[entry.name] = try NPY.read(path: path(of: entry, in: "inputs")) }
+        for entry in inputs { feeds[entry.name] = try NPY.read(path: path(of: entry)) }
         return feeds
     }
 }
