@@ -56,7 +56,9 @@ struct ActionCLIPCommand: ParsableCommand {
         Environment: ACTION_CLIP_TIMING=1 prints time per op type after each graph run;
         ACTION_CLIP_TRACE=1 prints one line per executed node.
         """,
-        subcommands: [RunCommand.self, ValidateCommand.self]
+        subcommands: [ClassifyCommand.self, TokenizeCommand.self, PreprocessCommand.self,
+                      InspectCommand.self, RunCommand.self, ValidateCommand.self],
+        defaultSubcommand: ClassifyCommand.self
     )
 }
 

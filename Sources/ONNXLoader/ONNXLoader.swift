@@ -87,8 +87,13 @@ struct ModelConverter {
 
         let graph = try convertGraph(graphPointer)
         try GraphValidator.validate(graph)
+        var metadata: [String: String] = [:]
+        for index in 0..<model.n_metadata_props {
+            guard let entry = model.metadata_props[index]?.pointee else { continue }
+            metadata[cString(entry.key)] = cString(entry.value)
+        }
         return ONNXModel(irVersion: irVersion, opsetImports: opsets, producerName: cString(model.producer_name),
-                         producerVersion: cString(model.producer_version), graph: graph)
+                         producerVersion: cString(model.producer_version), metadata: metadata, graph: graph)
     }
 
     private func convertGraph(_ pointer: UnsafeMutablePointer<Onnx__GraphProto>) throws(ONNXLoadError) -> ONNXGraph {

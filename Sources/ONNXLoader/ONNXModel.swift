@@ -7,10 +7,13 @@ public struct ONNXModel: Sendable {
     public var opsetImports: [String: Int64]
     public var producerName: String
     public var producerVersion: String
+    /// The model's `metadata_props` (free-form key/value pairs written by the exporter).
+    public var metadata: [String: String]
     public var graph: ONNXGraph
 
     public init(irVersion: Int64, opsetImports: [String: Int64], producerName: String,
-                producerVersion: String, graph: ONNXGraph) {
+                producerVersion: String, metadata: [String: String] = [:], graph: ONNXGraph) {
+        self.metadata = metadata
         self.irVersion = irVersion
         self.opsetImports = opsetImports
         self.producerName = producerName

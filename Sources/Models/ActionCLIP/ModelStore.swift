@@ -28,6 +28,8 @@ public final class ModelStore: @unchecked Sendable {
     public let directory: String
     public let baseURL: String
     public let offline: Bool
+    /// Checksums known in advance (e.g. the sample GIF's), which take precedence over the manifest.
+    public let pinned: [String: String]
     /// Called with (bytes so far, expected total if known) while downloading.
     public let progress: (@Sendable (String, Int64, Int64?) -> Void)?
 
@@ -35,7 +37,8 @@ public final class ModelStore: @unchecked Sendable {
     public static let manifestName = "manifest.json"
 
     public init(directory: String, baseURL: String = ModelStore.ailiaBaseURL, offline: Bool = false,
-                progress: (@Sendable (String, Int64, Int64?) -> Void)? = nil) {
+                progress: (@Sendable (String, Int64, Int64?) -> Void)? = nil, pinned: [String: String] = [:]) {
+        self.pinned = pinned
         self.directory = directory
         self.baseURL = baseURL.hasSuffix("/") ? baseURL : baseURL + "/"
         self.offline = offline
@@ -115,16 +118,17 @@ public final class ModelStore: @unchecked Sendable {
         let size = (attributes[.size] as? NSNumber)?.int64Value ?? -1
         let modified = (attributes[.modificationDate] as? Date)?.timeIntervalSince1970
         let manifest = try readManifest()
+        let expected = pinned[fileName] ?? manifest[fileName]?.sha256
         if let entry = manifest[fileName], entry.size == size, let modified,
-           entry.verifiedModificationTime == modified {
+           entry.verifiedModificationTime == modified, entry.sha256 == expected {
             return
         }
         let digest: String
         do { digest = try SHA256.hex(ofFile: filePath) } catch {
             throw Failure(description: "cannot read \(filePath): \(error)")
         }
-        if let entry = manifest[fileName], entry.sha256 != digest {
-            throw Failure(description: "\(filePath) does not match its manifest checksum (sha256 \(digest), expected \(entry.sha256)); delete it to download it again")
+        if let expected, expected != digest {
+            throw Failure(description: "\(filePath) does not match its pinned checksum (sha256 \(digest), expected \(expected)); delete it to download it again")
         }
         try updateManifest(fileName, ManifestEntry(sha256: digest, size: size, url: manifest[fileName]?.url,
                                                    verifiedModificationTime: modified))
@@ -152,9 +156,9 @@ public final class ModelStore: @unchecked Sendable {
         case .failure(let message):
             throw Failure(description: "download of \(url) failed: \(message)")
         case .success(let digest, let size):
-            let pinned = try readManifest()[fileName]
-            if let pinned, pinned.sha256 != digest {
-                throw Failure(description: "download of \(url) has sha256 \(digest), but the manifest pins \(pinned.sha256); nothing was saved")
+            let manifestChecksum = try readManifest()[fileName]?.sha256
+            if let expected = pinned[fileName] ?? manifestChecksum, expected != digest {
+                throw Failure(description: "download of \(url) has sha256 \(digest), but \(expected) is pinned; nothing was saved")
             }
             do {
                 // rename(2) is atomic within a directory: readers see the old state or the whole file.

@@ -1,0 +1,197 @@
+import ArgumentParser
+import Foundation
+import Models
+import Tensor
+
+/// Where the models and vocabulary live, shared by every command that runs the networks.
+struct ModelOptions: ParsableArguments {
+    @Option(name: .customLong("model-dir"),
+            help: "Directory holding the three ailia model files (default: $ACTION_CLIP_MODELS, else ./Weights).")
+    var modelDirectory: String?
+
+    @Flag(help: "Never download: fail if a model file is missing.")
+    var offline = false
+
+    @Option(help: "CLIP BPE vocabulary (default: bpe_simple_vocab_16e6.txt.gz in the model directory).")
+    var vocab: String?
+
+    @Option(help: "Threads for GEMM (OpenBLAS) and the engine's own loops (default: all cores).")
+    var threads: Int?
+
+    func validate() throws {
+        if let threads, !(1...256).contains(threads) { throw ValidationError("--threads must be between 1 and 256") }
+    }
+
+    var resolvedModelDirectory: String {
+        modelDirectory ?? ProcessInfo.processInfo.environment["ACTION_CLIP_MODELS"].flatMap { $0.isEmpty ? nil : $0 } ?? "Weights"
+    }
+
+    var resolvedVocabulary: String {
+        vocab ?? (resolvedModelDirectory as NSString).appendingPathComponent("bpe_simple_vocab_16e6.txt.gz")
+    }
+
+    func applyThreads() {
+        if let threads { Threading.threadCount = threads }
+    }
+
+    func store() -> ModelStore {
+        ModelStore(directory: resolvedModelDirectory, offline: offline, progress: ProgressBar.report)
+    }
+
+    /// Fetches (if needed), verifies and compiles the three networks.
+    func loadNetworks() throws -> ActionCLIPNetworks {
+        let store = store()
+        let textName = store.contains(ActionCLIPNetworks.FileName.optimizedText)
+            ? ActionCLIPNetworks.FileName.optimizedText : ActionCLIPNetworks.FileName.text
+        let paths = try userFacing {
+            (image: try store.resolve(ActionCLIPNetworks.FileName.image),
+             text: try store.resolve(textName),
+             fusion: try store.resolve(ActionCLIPNetworks.FileName.fusion))
+        }
+        let networks = try userFacing { try ActionCLIPNetworks(imagePath: paths.image, textPath: paths.text, fusionPath: paths.fusion) }
+        for program in [networks.image, networks.text, networks.fusion] {
+            if let note = program.model.metadata["action_clip_standin"] {
+                Diagnostics.warn("\((program.model.graph.name)) model is a stand-in (\(note)): its weights are random, so the scores mean nothing")
+            }
+        }
+        return networks
+    }
+
+    func loadTokenizer() throws -> CLIPTokenizer {
+        try userFacing { try CLIPTokenizer(vocabularyPath: resolvedVocabulary) }
+    }
+}
+
+enum SamplingMode: String, ExpressibleByArgument, CaseIterable {
+    case random, center
+}
+
+struct ClassifyCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "classify",
+        abstract: "Classify videos against action labels (the default command).",
+        discussion: """
+        Samples 8 frames per video, encodes them with CLIP's ViT-B/32 and ActionCLIP's temporal \
+        fusion, encodes 16 prompts per label with CLIP's text encoder, and prints the most likely \
+        labels in the format of ailia-models' action_clip.py. Without --video the sample GIF \
+        (action_recognition.gif) is used; without labels, ailia's 10 default labels.
+        """
+    )
+
+    @OptionGroup var models: ModelOptions
+
+    @Option(name: [.customShort("v"), .customLong("video")],
+            help: ArgumentHelp("A GIF or video file, or a directory of them (repeatable).", valueName: "path"))
+    var videos: [String] = []
+
+    @Option(name: [.customShort("t"), .customLong("text")], help: ArgumentHelp("A label (repeatable).", valueName: "label"))
+    var labels: [String] = []
+
+    @Option(name: [.customLong("desc_file"), .customLong("desc-file")],
+            help: ArgumentHelp("A file with one label per line (overrides --text).", valueName: "file"))
+    var descriptionFile: String?
+
+    @Option(help: "Seed for numpy-exact random frame sampling (default: drawn and reported).")
+    var seed: UInt32?
+
+    @Option(help: "Frame sampling: random (ailia) or center (ActionCLIP's segment centres).")
+    var sampling: SamplingMode = .random
+
+    @Flag(help: "Feed frames in BGR order, as ailia's script does (default: RGB, as CLIP was trained).")
+    var bgr = false
+
+    @Option(help: "How many labels to print per video (default: up to 5).")
+    var top: Int?
+
+    @Flag(help: "Print one JSON object instead of the ailia text block.")
+    var json = false
+
+    func validate() throws {
+        if let top, top < 1 { throw ValidationError("--top must be at least 1") }
+        if seed != nil && sampling == .center { throw ValidationError("--seed applies to random sampling, not --sampling center") }
+    }
+
+    func run() throws {
+        models.applyThreads()
+        let labels = try resolvedLabels()
+        let videos = try resolvedVideos()
+        let classifier = ZeroShotClassifier(networks: try models.loadNetworks(), tokenizer: try models.loadTokenizer())
+        let samplingChoice: ZeroShotClassifier.Sampling = sampling == .center ? .center : .random(seed: seed)
+        let report = try userFacing {
+            try classifier.classify(videos: videos, labels: labels, sampling: samplingChoice, channelOrder: bgr ? .bgr : .rgb)
+        }
+        for video in report.videos {
+            for warning in video.warnings { Diagnostics.warn("\(video.path): \(warning)") }
+        }
+        if let seed = report.videos.first?.seed, self.seed == nil {
+            Diagnostics.note("frames sampled with seed \(seed) (repeat with --seed \(seed))")
+        }
+        let count = min(top ?? 5, labels.count)
+        if json {
+            print(ResultFormat.json(report, top: count).rendered())
+        } else {
+            for video in report.videos { print(ResultFormat.ailiaBlock(video, labels: labels, top: count), terminator: "") }
+        }
+    }
+
+    /// Labels from --desc_file (which wins), else --text, else ailia's defaults.
+    func resolvedLabels() throws -> [String] {
+        if let descriptionFile {
+            guard let data = FileManager.default.contents(atPath: descriptionFile) else {
+                throw CLIError("\(descriptionFile): cannot read the label file")
+            }
+            guard let text = String(data: data, encoding: .utf8) else {
+                throw CLIError("\(descriptionFile): the label file is not UTF-8 text")
+            }
+            // Python's str.strip() on each line, empty lines dropped (pipeline.md §1).
+            let lines = text.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "\n" || $0 == "\r\n" })
+                .map { $0.trimmingCharacters(in: .whitespacesAndNewlines) }.filter { !$0.isEmpty }
+            guard !lines.isEmpty else { throw CLIError("\(descriptionFile): the label file has no labels") }
+            return lines
+        }
+        if !labels.isEmpty { return labels }
+        Diagnostics.note("no labels given, using the 10 defaults: \(PromptTemplates.defaultLabels.joined(separator: ", "))")
+        return PromptTemplates.defaultLabels
+    }
+
+    /// Expands directories into their GIF and video files, in name order.
+    func resolvedVideos() throws -> [String] {
+        if videos.isEmpty { return [try SampleVideo.resolve(modelOptions: models)] }
+        var result: [String] = []
+        for path in videos {
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+                throw CLIError("\(path): no such file or directory")
+            }
+            if !isDirectory.boolValue { result.append(path); continue }
+            let names = (try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []
+            let media = names.filter { VideoFiles.isMediaFileName($0) }.sorted()
+            guard !media.isEmpty else { throw CLIError("\(path): directory holds no GIF or video file") }
+            result += media.map { (path as NSString).appendingPathComponent($0) }
+        }
+        return result
+    }
+}
+
+enum VideoFiles {
+    static let extensions: Set<String> = ["gif", "mp4", "m4v", "mov", "mkv", "webm", "avi", "mpg", "mpeg", "ogv", "flv", "wmv", "ts", "3gp"]
+
+    static func isMediaFileName(_ name: String) -> Bool {
+        !name.hasPrefix(".") && extensions.contains((name as NSString).pathExtension.lowercased())
+    }
+}
+
+/// The sample clip used when no --video is given: ailia's `action_recognition.gif`, taken from the
+/// model directory or fetched from OpenVINO's open_model_zoo (its sha256 is pinned).
+enum SampleVideo {
+    static let fileName = "action_recognition.gif"
+    static let baseURL = "https://raw.githubusercontent.com/openvinotoolkit/open_model_zoo/master/demos/action_recognition_demo/python/"
+    static let sha256 = "cd56344505fcdebe2b2454a1d117028560b8b853f459cefb8137331074ad7f2d"
+
+    static func resolve(modelOptions: ModelOptions) throws -> String {
+        let store = ModelStore(directory: modelOptions.resolvedModelDirectory, baseURL: baseURL,
+                               offline: modelOptions.offline, progress: ProgressBar.report,
+                               pinned: [fileName: sha256])
+        return try userFacing { try store.resolve(fileName) }
+    }
+}

@@ -1,0 +1,125 @@
+import Foundation
+import Tensor
+
+/// The whole zero-shot job of ailia's `action_clip.py`: videos and labels in, per-label
+/// probabilities out (pipeline.md §0).
+///
+/// Data flow for V videos and n labels:
+/// frames → `VideoPreprocessor` [8, 3, 224, 224] per video → image network [8V, 512]
+/// → reshape [V, 8, 512] → fusion [V, 512]; labels → 16 prompts each → tokenizer [16n, 77]
+/// → text network [16n, 512]; then `ZeroShotScoring` → [V][n].
+public final class ZeroShotClassifier: Sendable {
+    public struct Failure: Error, CustomStringConvertible {
+        public let description: String
+    }
+
+    /// How frames are chosen from each video.
+    public enum Sampling: Sendable, Equatable {
+        /// ailia's random frame per segment, numpy-exact for a seed; nil draws a seed (reported).
+        case random(seed: UInt32?)
+        /// ActionCLIP's deterministic segment centres.
+        case center
+    }
+
+    public struct VideoResult: Sendable {
+        public let path: String
+        public let frameCount: Int
+        public let frameIndices: [Int]
+        /// The seed that chose the frames (nil for centre sampling).
+        public let seed: UInt32?
+        /// One probability per label, in label order; they sum to 1.
+        public let scores: [Float]
+        public let warnings: [String]
+    }
+
+    public struct Report: Sendable {
+        public let labels: [String]
+        public let videos: [VideoResult]
+        /// Wall time per stage in milliseconds, in pipeline order.
+        public let timings: [(stage: String, milliseconds: Double)]
+    }
+
+    public let networks: ActionCLIPNetworks
+    public let tokenizer: CLIPTokenizer
+    /// How many videos go through the image network together (8 frames each).
+    public let videosPerBatch: Int
+
+    public init(networks: ActionCLIPNetworks, tokenizer: CLIPTokenizer, videosPerBatch: Int = 4) {
+        self.networks = networks
+        self.tokenizer = tokenizer
+        self.videosPerBatch = max(1, videosPerBatch)
+    }
+
+    /// Token ids of the 16 prompts of every label, rows template-major: [16n, 77] int64.
+    /// An over-long prompt is reported with the label it came from.
+    public func promptTokens(labels: [String]) throws -> Tensor {
+        guard !labels.isEmpty else { throw Failure(description: "no labels to classify against") }
+        let prompts = PromptTemplates.prompts(for: labels)
+        var ids: [Int64] = []
+        ids.reserveCapacity(prompts.count * CLIPTokenizer.defaultContextLength)
+        for (row, prompt) in prompts.enumerated() {
+            do {
+                ids += try tokenizer.tokenize(prompt)
+            } catch {
+                let label = labels[row % labels.count]
+                throw Failure(description: "label '\(label)': \(error)")
+            }
+        }
+        return try Tensor(ids, shape: [prompts.count, CLIPTokenizer.defaultContextLength])
+    }
+
+    /// Text features of all prompts of all labels: [16n, 512].
+    public func textFeatures(labels: [String]) throws -> Tensor {
+        try networks.encodeText(promptTokens(labels: labels))
+    }
+
+    /// Classifies each video against the labels.
+    public func classify(videos: [String], labels: [String], sampling: Sampling,
+                         channelOrder: ChannelOrder) throws -> Report {
+        guard !videos.isEmpty else { throw Failure(description: "no video given") }
+        let clock = ContinuousClock()
+        var timings: [(stage: String, milliseconds: Double)] = []
+        func timed<T>(_ stage: String, _ body: () throws -> T) rethrows -> T {
+            let start = clock.now
+            defer { timings.append((stage, (clock.now - start).seconds * 1000)) }
+            return try body()
+        }
+
+        // Each video is sampled with the same seed from a fresh generator, so its frames are the
+        // ones `np.random.seed(S)` + ailia's script would pick for that video alone.
+        let seed: UInt32? = {
+            if case .random(let given) = sampling { return given ?? FrameSampling.randomSeed() }
+            return nil
+        }()
+        let frameSampling: FrameSampling = seed.map { .random(seed: $0) } ?? .center
+        let preprocessor = VideoPreprocessor()
+        let prepared = try timed("decode_and_preprocess") {
+            try videos.map { path in try preprocessor.prepare(path: path, sampling: frameSampling, channelOrder: channelOrder) }
+        }
+
+        let fused = try timed("image_and_fusion") { () throws -> [Tensor] in
+            var results: [Tensor] = []
+            var start = 0
+            while start < prepared.count {
+                let batch = Array(prepared[start..<min(start + videosPerBatch, prepared.count)])
+                let frames = try Movement.concat(batch.map(\.input), axis: 0)
+                let features = try networks.encodeFrames(frames)
+                let perVideo = try features.reshaped([batch.count, FrameSampling.segmentCount, features.count / (batch.count * FrameSampling.segmentCount)])
+                results.append(try networks.fuse(perVideo))
+                start += batch.count
+            }
+            return results
+        }
+        let videoFeatures = try Movement.concat(fused, axis: 0)
+        let text = try timed("text") { try textFeatures(labels: labels) }
+        let probabilities = try timed("scoring") {
+            try ZeroShotScoring.probabilities(videoFeatures: videoFeatures, textFeatures: text,
+                                              templateCount: PromptTemplates.templates.count, labelCount: labels.count)
+        }
+        let results = zip(prepared, videos).enumerated().map { index, pair in
+            VideoResult(path: pair.1, frameCount: pair.0.frameCount, frameIndices: pair.0.frameIndices,
+                        seed: seed, scores: probabilities[index], warnings: pair.0.warnings)
+        }
+        return Report(labels: labels, videos: results, timings: timings)
+    }
+}
