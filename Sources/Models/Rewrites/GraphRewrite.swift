@@ -1,0 +1,67 @@
+import Foundation
+import ONNXLoader
+
+/// A rule that replaces a pattern of nodes by an equivalent, cheaper form before the graph is
+/// compiled (load → rewrite → compile → run).
+///
+/// A rewrite checks its preconditions on the loaded graph (op types, attributes, constant values
+/// such as epsilons) and leaves any non-matching place untouched, so a graph from another
+/// exporter still runs, only slower. Each rule has an equivalence test against the unrewritten
+/// graph and can be switched off by name.
+public protocol GraphRewrite: Sendable {
+    /// Short lowercase name used by the switches and in reports ("layernorm", "attention", ...).
+    var name: String { get }
+
+    /// Rewrites every match in `graph` and returns how many places were rewritten.
+    func apply(to graph: inout ONNXGraph, model: ONNXModel) throws -> Int
+}
+
+/// Which rewrites run. From the environment:
+/// - `ACTION_CLIP_FUSE=0` turns every rewrite off (the graph runs exactly as exported);
+/// - `ACTION_CLIP_DISABLE_REWRITES=name,name` turns off the named ones.
+public struct RewriteOptions: Sendable, Equatable {
+    public var enabled: Bool
+    public var disabled: Set<String>
+
+    public init(enabled: Bool = true, disabled: Set<String> = []) {
+        self.enabled = enabled
+        self.disabled = disabled
+    }
+
+    /// Every rewrite off.
+    public static let none = RewriteOptions(enabled: false)
+
+    public static func fromEnvironment(_ environment: [String: String] = ProcessInfo.processInfo.environment) -> RewriteOptions {
+        let enabled = environment["ACTION_CLIP_FUSE"].map { $0 != "0" } ?? true
+        let disabled = Set((environment["ACTION_CLIP_DISABLE_REWRITES"] ?? "")
+            .split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces).lowercased() }.filter { !$0.isEmpty })
+        return RewriteOptions(enabled: enabled, disabled: disabled)
+    }
+
+    public func allows(_ rewrite: any GraphRewrite) -> Bool { enabled && !disabled.contains(rewrite.name) }
+}
+
+/// Runs the standard rewrites in order.
+public enum RewritePipeline {
+    /// The rules applied by default, in the order they run.
+    public static let standard: [any GraphRewrite] = []
+
+    /// The graph after every allowed rewrite, and how many places each one changed.
+    public static func rewrite(_ model: ONNXModel, options: RewriteOptions,
+                               rules: [any GraphRewrite] = standard) throws -> (graph: ONNXGraph, applied: [(name: String, count: Int)]) {
+        var graph = model.graph
+        var applied: [(name: String, count: Int)] = []
+        for rule in rules where options.allows(rule) {
+            applied.append((rule.name, try rule.apply(to: &graph, model: model)))
+        }
+        return (graph, applied)
+    }
+}
+
+extension GraphProgram {
+    /// Rewrites `model` as `options` allow, then compiles it.
+    public convenience init(model: ONNXModel, options: RewriteOptions) throws {
+        let rewritten = try RewritePipeline.rewrite(model, options: options).graph
+        try self.init(model: model, graph: rewritten)
+    }
+}
