@@ -94,6 +94,9 @@ public struct Tensor: @unchecked Sendable {
     public static func uninitialized(_ dataType: DataType, shape: [Int]) throws(TensorError) -> Tensor {
         let count = try Shape.elementCount(shape)
         let bytes = count * dataType.byteSize
+        if let allocator = TensorAllocation.current, let storage = allocator.allocate(byteCount: bytes) {
+            return try Tensor(dataType: dataType, shape: shape, storage: storage)
+        }
         guard let storage = TensorStorage(allocating: bytes) else { throw .allocationFailed(bytes: bytes) }
         return try Tensor(dataType: dataType, shape: shape, storage: storage)
     }

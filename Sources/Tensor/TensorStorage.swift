@@ -21,6 +21,8 @@ public final class TensorStorage: @unchecked Sendable {
         case borrowed(keeper: AnyObject & Sendable)
         /// Static or externally managed memory; nothing to do.
         case unowned
+        /// Memory lent by an allocator (an activation arena), which is told when it is released.
+        case recycled(recycler: any StorageRecycler, token: Int)
     }
 
     /// Start of the bytes. Aligned to at least 16 bytes for every ownership kind except
@@ -52,6 +54,7 @@ public final class TensorStorage: @unchecked Sendable {
         switch ownership {
         case .allocated, .malloced: free(pointer)
         case .borrowed, .unowned: break
+        case .recycled(let recycler, let token): recycler.storageReleased(token: token, pointer: pointer)
         }
     }
 }

@@ -34,9 +34,36 @@ extension GraphProgram {
             slots[slot] = tensor
         }
 
+        let signature = inputs.map { "\($0.info.name):\(slots[$0.slot]?.dataType.rawValue ?? 0)\(slots[$0.slot]?.shape ?? [])" }.joined(separator: ";")
+        let allocator = activationArena.begin(signature: signature)
+        defer { activationArena.end(allocator) }
+        do {
+            try TensorAllocation.$current.withValue(allocator) {
+                try executeSteps(&slots, observer: observer, allocator: allocator)
+            }
+        } catch let error as GraphError {
+            throw error
+        } catch {
+            throw .nodeFailed(node: "graph", message: String(describing: error))
+        }
+        ExecutionProfile.current?.finishRun()
+
+        var results: [String: Tensor] = [:]
+        for (info, slot) in outputs {
+            guard let tensor = slots[slot] else {
+                throw .nodeFailed(node: "graph output", message: "'\(info.name)' was not computed")
+            }
+            results[info.name] = tensor
+        }
+        return results
+    }
+
+    /// Runs every step in order on `slots`, releasing values after their last reader.
+    private func executeSteps(_ slots: inout [Tensor?], observer: NodeObserver?, allocator: RunAllocator?) throws(GraphError) {
         let profile = ExecutionProfile.current
         let clock = ContinuousClock()
         for (stepIndex, step) in steps.enumerated() {
+            allocator?.beginStep(stepIndex)
             let arguments = step.inputSlots.map { slot in slot.flatMap { slots[$0] } }
             for (position, slot) in step.inputSlots.enumerated() where slot != nil && arguments[position] == nil {
                 // A released or never-produced value: a liveness bug, reported rather than trapped on.
@@ -71,16 +98,6 @@ extension GraphProgram {
             }
             for slot in step.releaseAfter { slots[slot] = nil }
         }
-        profile?.finishRun()
-
-        var results: [String: Tensor] = [:]
-        for (info, slot) in outputs {
-            guard let tensor = slots[slot] else {
-                throw .nodeFailed(node: "graph output", message: "'\(info.name)' was not computed")
-            }
-            results[info.name] = tensor
-        }
-        return results
     }
 
     static func checkFeed(_ tensor: Tensor, against info: ValueInfo) throws(GraphError) {

@@ -36,6 +36,8 @@ public final class GraphProgram: Sendable {
     public let inputs: [(info: ValueInfo, slot: Int)]
     public let outputs: [(info: ValueInfo, slot: Int)]
     let initializerSlots: [(slot: Int, tensor: Tensor)]
+    /// Activation memory reused across runs with the same input shapes.
+    let activationArena = ActivationArena()
 
     public convenience init(model: ONNXModel) throws(GraphError) {
         try self.init(model: model, graph: model.graph)
