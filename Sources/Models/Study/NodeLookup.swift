@@ -12,19 +12,27 @@ public enum NodeLookup {
         throw StudyError.unknownNode(name, suggestions: suggestions(for: name, in: program.steps.flatMap { [$0.node.name] + $0.node.outputs }))
     }
 
-    /// Up to `limit` of `candidates` closest to `name`: those containing it first, then by edit distance.
+    /// Up to `limit` of `candidates` closest to `name`: those containing it whole first, then those
+    /// containing the most of its words (`resblocks`, `1`, `softmax`), then by edit distance.
     public static func suggestions(for name: String, in candidates: [String], limit: Int = 5) -> [String] {
-        let target = Array(name.lowercased().utf8)
+        let query = name.lowercased()
+        let words = query.split { !$0.isLetter && !$0.isNumber }.map(String.init)
+        let target = Array(query.utf8)
         var seen = Set<String>()
-        var scored: [(name: String, score: Int)] = []
+        var scored: [(name: String, contains: Bool, words: Int, distance: Int)] = []
         for candidate in candidates where !candidate.isEmpty && !seen.contains(candidate) {
             seen.insert(candidate)
             let lowered = candidate.lowercased()
-            let score = lowered.contains(name.lowercased()) ? -1_000_000 + lowered.count
-                : editDistance(target, Array(lowered.utf8))
-            scored.append((candidate, score))
+            let matched = words.filter { lowered.contains($0) }.count
+            scored.append((candidate, lowered.contains(query), matched, editDistance(target, Array(lowered.utf8))))
         }
-        return scored.sorted { $0.score != $1.score ? $0.score < $1.score : $0.name < $1.name }.prefix(limit).map(\.name)
+        scored.sort { left, right in
+            if left.contains != right.contains { return left.contains }
+            if left.words != right.words { return left.words > right.words }
+            if left.distance != right.distance { return left.distance < right.distance }
+            return left.name < right.name
+        }
+        return scored.prefix(limit).map(\.name)
     }
 
     /// Levenshtein distance over bytes, two rows.
