@@ -24,7 +24,10 @@ public enum NodeLookup {
             seen.insert(candidate)
             let lowered = candidate.lowercased()
             let matched = words.filter { lowered.contains($0) }.count
-            scored.append((candidate, lowered.contains(query), matched, editDistance(target, Array(lowered.utf8))))
+            // The last path component matters most: `zzSoftmax` should find `…/attn/Softmax`.
+            let last = lowered.split(separator: "/").last.map(String.init) ?? lowered
+            let distance = Swift.min(editDistance(target, Array(lowered.utf8)), editDistance(target, Array(last.utf8)))
+            scored.append((candidate, lowered.contains(query), matched, distance))
         }
         scored.sort { left, right in
             if left.contains != right.contains { return left.contains }
