@@ -37,6 +37,7 @@ public final class GraphProgram: Sendable {
     public let outputs: [(info: ValueInfo, slot: Int)]
     let initializerSlots: [(slot: Int, tensor: Tensor)]
 
+    /// Compiles `model.graph` exactly as exported (no rewrites).
     public convenience init(model: ONNXModel) throws(GraphError) {
         try self.init(model: model, graph: model.graph)
     }
