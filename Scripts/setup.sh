@@ -7,7 +7,8 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 
 packages=(pkg-config libopenblas-dev libprotobuf-c-dev libgif-dev zlib1g-dev
-          libavformat-dev libavcodec-dev libswscale-dev libavutil-dev ffmpeg)
+          libavformat-dev libavcodec-dev libswscale-dev libavutil-dev ffmpeg
+          graphviz)  # graphviz: test.sh checks that `dot` accepts `inspect --dot` output
 missing=()
 for package in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

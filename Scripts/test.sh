@@ -85,5 +85,37 @@ for graph in text_clip image_clip fusion; do
     check "full default-export $graph" "$cli" validate "$static/vit-32-8f-$graph.onnx" --reference "$out" --rtol 1e-4
 done
 
+echo "== study views (inspect --dot/--summary, run --trace/--stop-after) =="
+study="$cache/study"
+rm -rf "$study" && mkdir -p "$study"
+declare -A tiny_input=([image_clip]="image=$tiny/dump-image/inputs/image.npy"
+                       [text_clip]="text=$tiny/dump-text/inputs/text.npy"
+                       [fusion]="image_features=$tiny/dump-fusion/inputs/image_features.npy")
+for graph in image_clip text_clip fusion; do
+    model="$tiny/vit-32-8f-$graph.onnx"
+    check "tiny $graph --dot accepted by graphviz" bash -c \
+        '"$1" inspect "$2" --dot "$3.dot" && dot -Tsvg "$3.dot" -o "$3.svg" && echo "$(grep -c cluster_block "$3.dot") block clusters"' \
+        _ "$cli" "$model" "$study/$graph"
+    check "tiny $graph --trace lists every node" bash -c \
+        'nodes=$("$1" inspect "$2" --json | "$4" -c "import json,sys; print(json.load(sys.stdin)[\"node_count\"])")
+         lines=$("$1" run "$2" --input "$3" --output-dir "$5/trace" --trace | grep -c "^node ")
+         echo "$lines trace lines, $nodes nodes"; [[ "$lines" -eq "$nodes" && "$nodes" -gt 0 ]]' \
+        _ "$cli" "$model" "${tiny_input[$graph]}" "$python" "$study/$graph"
+    check "tiny $graph --stop-after writes the node's output" bash -c \
+        'node="$5/transformer/resblocks/resblocks.1/attn/Softmax_output_0"
+         "$1" run "$2" --input "$3" --output-dir "$4/all" --all-nodes > /dev/null
+         "$1" run "$2" --input "$3" --output-dir "$4/stop" --stop-after "$node" > /dev/null
+         files=$(ls "$4/stop"); [[ "$files" == "$(echo "$node" | tr / _).npy" ]] &&
+         cmp "$4/all/$files" "$4/stop/$files" && echo "$files identical"' \
+        _ "$cli" "$model" "${tiny_input[$graph]}" "$study/$graph" "$([[ $graph == image_clip ]] && echo /visual)"
+done
+# Published compute of the real networks: ViT-B/32 4.41 GMACs per frame, CLIP text 2.98 GMACs per 77 tokens.
+for spec in "image_clip 4.41e9" "text_clip 2.98e9"; do
+    set -- $spec
+    check "full emu181 $1 --summary MACs within 1% of $2" bash -c \
+        '"$1" inspect --summary --json "$2" | "$3" -c "import json,sys; t=json.load(sys.stdin)[\"totals\"][\"macs_per_sample\"]; print(t, \"MACs per sample\"); sys.exit(abs(t/$4-1) > 0.01)"' \
+        _ "$cli" "$full/vit-32-8f-$1.onnx" "$python" "$2"
+done
+
 echo "reference: $passed passed, $failed failed"
 [[ $failed -eq 0 ]]

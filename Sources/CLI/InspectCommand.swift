@@ -8,7 +8,15 @@ struct InspectCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "inspect",
         abstract: "Describe an ONNX model: versions, inputs and outputs, op histogram, parameters.",
-        discussion: "With --verbose every initializer is listed with its type, shape and size."
+        discussion: """
+        With --verbose every initializer is listed with its type, shape and size. \
+        --summary prints the network as an outline (embedding, transformer blocks with width, heads, \
+        MLP width, parameters and MACs/FLOPs, head, totals) from one run at the declared input shape. \
+        --dot/--svg/--png draw the graph (Graphviz; --svg/--png need its `dot` program): op types and \
+        output shapes, weights folded into their consumers, one cluster per transformer block, \
+        integer shape programs in grey (or left out with --hide-shape-ops). --fused shows the graph \
+        after the rewrite stage (ACTION_CLIP_FUSE / ACTION_CLIP_DISABLE_REWRITES apply).
+        """
     )
 
     @Argument(help: "The ONNX model file.")
@@ -20,7 +28,29 @@ struct InspectCommand: ParsableCommand {
     @Flag(help: "Also list every initializer.")
     var verbose = false
 
+    @Flag(help: "Print the network outline with parameter and FLOP counts (with --json: as JSON).")
+    var summary = false
+
+    @Option(help: ArgumentHelp("Write the graph as Graphviz DOT to this file.", valueName: "file.dot"))
+    var dot: String?
+
+    @Option(help: ArgumentHelp("Render the graph to SVG with Graphviz's dot.", valueName: "file.svg"))
+    var svg: String?
+
+    @Option(help: ArgumentHelp("Render the graph to PNG with Graphviz's dot.", valueName: "file.png"))
+    var png: String?
+
+    @Flag(help: "Draw the graph after the rewrite stage (fused kernels).")
+    var fused = false
+
+    @Flag(name: .customLong("hide-shape-ops"), help: "Leave integer shape-program nodes out of the drawing.")
+    var hideShapeOps = false
+
     func run() throws {
+        if summary || dot != nil || svg != nil || png != nil {
+            try study()
+            return
+        }
         let loaded = try userFacing { try ONNXLoader.load(contentsOf: model) }
         let summary = loaded.summary
         let graph = loaded.graph
@@ -81,6 +111,46 @@ struct InspectCommand: ParsableCommand {
         }
     }
 
+    /// --summary, --dot, --svg, --png.
+    func study() throws {
+        let loaded = try userFacing { try ONNXLoader.load(contentsOf: model) }
+        let title = (model as NSString).lastPathComponent + (fused ? " (after rewrites)" : "")
+        if svg != nil || png != nil, GraphvizRenderer.dotExecutable() == nil {
+            throw CLIError("--svg/--png need Graphviz's 'dot' program, which is not on PATH "
+                           + "(install it with 'apt-get install graphviz', or write DOT with --dot FILE.dot)")
+        }
+        if dot != nil || svg != nil || png != nil {
+            let study = try userFacing { try GraphStudy(model: loaded, fused: fused) }
+            if let error = study.captureError { Diagnostics.warn("drawing without shapes: \(error)") }
+            let text = study.dot(title: title, hideShapeOps: hideShapeOps)
+            if let dot {
+                try userFacing { try text.write(toFile: dot, atomically: true, encoding: .utf8) }
+                Diagnostics.note("wrote \(dot)")
+            }
+            for (path, format) in [(svg, "svg"), (png, "png")] {
+                guard let path else { continue }
+                try GraphvizRenderer.render(text, format: format, to: path)
+                Diagnostics.note("wrote \(path)")
+            }
+        }
+        if summary {
+            // The outline always describes the graph as exported: fused kernels hide the MatMul shapes.
+            let study = try userFacing { try GraphStudy(model: loaded, fused: false) }
+            if let error = study.captureError {
+                throw CLIError("cannot count operations: the sample run of \(model) failed: \(error)")
+            }
+            let outline = study.outline
+            if json {
+                var members: [(String, JSONValue)] = [("file", .string(model))]
+                if case .object(let rest) = outline.json { members += rest }
+                print(JSONValue.object(members).rendered(indent: 2))
+            } else {
+                print("file:   \(model)")
+                print(outline.text)
+            }
+        }
+    }
+
     static func signature(_ info: ValueInfo) -> String {
         let type = DataType.onnxName(code: info.elementTypeCode)
         let shape = info.shape.map { "[" + $0.map(\.description).joined(separator: ", ") + "]" } ?? "(no shape)"
@@ -103,6 +173,46 @@ struct InspectCommand: ParsableCommand {
 
     static func bytes(_ count: Int) -> String {
         count >= 1 << 20 ? String(format: "%.1f MiB", Double(count) / 1048576) : "\(count) B"
+    }
+}
+
+/// Runs Graphviz's `dot` to turn DOT text into an image.
+enum GraphvizRenderer {
+    /// Path of `dot` on PATH, if installed.
+    static func dotExecutable() -> String? {
+        let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
+        for directory in path.split(separator: ":") {
+            let candidate = "\(directory)/dot"
+            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+        }
+        return nil
+    }
+
+    static func render(_ text: String, format: String, to path: String) throws {
+        guard let executable = dotExecutable() else {
+            throw CLIError("Graphviz's 'dot' program is not on PATH (install graphviz)")
+        }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = ["-T\(format)", "-o", path]
+        let input = Pipe()
+        let errors = Pipe()
+        process.standardInput = input
+        process.standardError = errors
+        try userFacing { try process.run() }
+        // Write on another thread so a dot that fills its stderr pipe cannot deadlock us.
+        let data = Data(text.utf8)
+        let writer = Thread {
+            input.fileHandleForWriting.write(data)
+            try? input.fileHandleForWriting.close()
+        }
+        writer.start()
+        let message = errors.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        guard process.terminationStatus == 0 else {
+            let detail = String(decoding: message, as: UTF8.self).split(separator: "\n").first.map(String.init) ?? ""
+            throw CLIError("dot -T\(format) failed (exit \(process.terminationStatus)): \(detail)")
+        }
     }
 }
 

@@ -10,7 +10,11 @@ struct RunCommand: ParsableCommand {
         abstract: "Run an ONNX graph on .npy inputs and write its outputs as .npy files.",
         discussion: """
         Each graph output is written as DIR/<output name>.npy, with every character outside \
-        [A-Za-z0-9._-] replaced by '_'. With --all-nodes every node output is written the same way.
+        [A-Za-z0-9._-] replaced by '_'. With --all-nodes every node output is written the same way. \
+        --trace prints one line per executed node: op, node, input and output shapes, time, and the \
+        outputs' min/max/mean and NaN/Inf counts. --stop-after NODE (a node name or the name of a node \
+        output) stops right after that node and writes its outputs instead of the graph outputs. \
+        The graph runs as exported unless --fused applies the rewrite stage first.
         """
     )
 
@@ -26,6 +30,15 @@ struct RunCommand: ParsableCommand {
     @Flag(name: .customLong("all-nodes"), help: "Also write every intermediate node output.")
     var allNodes = false
 
+    @Flag(help: "Print one line per executed node with shapes, time and output statistics.")
+    var trace = false
+
+    @Option(name: .customLong("stop-after"), help: ArgumentHelp("Stop after this node (node or output name) and write its outputs.", valueName: "node"))
+    var stopAfter: String?
+
+    @Flag(help: "Apply the rewrite stage (fused kernels) before running.")
+    var fused = false
+
     func validate() throws {
         for input in inputs where !input.contains("=") {
             throw ValidationError("--input takes NAME=FILE.npy, got '\(input)'")
@@ -40,22 +53,48 @@ struct RunCommand: ParsableCommand {
             let file = String(input[input.index(after: separator)...])
             feeds[name] = try userFacing { try NPY.read(path: file) }
         }
-        let program = try userFacing { try GraphProgram(model: try ONNXLoader.load(contentsOf: model)) }
+        let loaded = try userFacing { try ONNXLoader.load(contentsOf: model) }
+        let program = try userFacing {
+            fused ? try GraphProgram(model: loaded, options: .fromEnvironment()) : try GraphProgram(model: loaded)
+        }
+        let stopIndex = try stopAfter.map { name in try userFacing { try NodeLookup.step(named: name, in: program) } }
         try userFacing {
             try FileManager.default.createDirectory(atPath: outputDirectory, withIntermediateDirectories: true)
         }
         var namer = TensorFileNamer()
         var written = Set<String>()
+        var stopFiles: [String] = []
         let directory = outputDirectory
-        let observer: NodeObserver? = allNodes ? { event in
+        let stepCount = program.steps.count
+        let writeAll = allNodes
+        let tracing = trace
+        let observer: NodeObserver? = allNodes || trace || stopIndex != nil ? { event in
+            if tracing { print(Self.traceLine(event, stepCount: stepCount)) }
+            let stopping = event.stepIndex == stopIndex
+            guard writeAll || stopping else { return }
             for (position, name) in event.step.node.outputs.enumerated() where !name.isEmpty && position < event.outputs.count {
-                try NPY.write(event.outputs[position], to: (directory as NSString).appendingPathComponent(namer.fileName(for: name)))
-                written.insert(name)
+                let path = (directory as NSString).appendingPathComponent(namer.fileName(for: name))
+                if !written.contains(name) {
+                    try NPY.write(event.outputs[position], to: path)
+                    written.insert(name)
+                }
+                if stopping { stopFiles.append(path) }
             }
+            if stopping { throw GraphError.stopped(after: event.step.node.displayName) }
         } : nil
         let clock = ContinuousClock()
         let start = clock.now
-        let outputs = try userFacing { try program.run(feeds, observer: observer) }
+        let outputs: [String: Tensor]
+        do {
+            outputs = try program.run(feeds, observer: observer)
+        } catch GraphError.stopped(let node) {
+            let elapsed = (clock.now - start).seconds
+            print(String(format: "stopped after %@ in %.3f s; wrote:", node, elapsed))
+            for path in stopFiles { print("  \(path)") }
+            return
+        } catch {
+            throw CLIError(String(describing: error))
+        }
         let elapsed = (clock.now - start).seconds
         // Outputs not yet written: all of them without --all-nodes, and with it only outputs that
         // are not produced by a node (a graph input or initializer passed straight through).
@@ -65,5 +104,20 @@ struct RunCommand: ParsableCommand {
             try userFacing { try NPY.write(tensor, to: path) }
         }
         print(String(format: "ran %@ in %.3f s; outputs in %@", (model as NSString).lastPathComponent, elapsed, outputDirectory))
+    }
+
+    /// `node 12/237 MatMul <name>  in float32[50,8,64] float32[64,192] -> out float32[50,8,192]  0.042 ms  min=… max=… mean=… nan=0 inf=0`
+    static func traceLine(_ event: NodeEvent, stepCount: Int) -> String {
+        let node = event.step.node
+        func describe(_ tensor: Tensor?) -> String {
+            guard let tensor else { return "-" }
+            return "\(tensor.dataType)[" + tensor.shape.map(String.init).joined(separator: ",") + "]"
+        }
+        let name = node.name.isEmpty ? "-> \(node.outputs.first ?? "?")" : node.name
+        let inputs = event.inputs.map(describe).joined(separator: " ")
+        let outputs = event.outputs.map { describe($0) }.joined(separator: " ")
+        let statistics = event.outputs.map { TensorStatistics($0).description }.joined(separator: " | ")
+        return "node \(event.stepIndex + 1)/\(stepCount) \(node.opType) \(name)  in \(inputs) -> out \(outputs)  "
+            + String(format: "%.3f ms", event.seconds * 1000) + "  " + statistics
     }
 }

@@ -11,6 +11,7 @@ public struct ONNXModel: Sendable {
     public var metadata: [String: String]
     public var graph: ONNXGraph
 
+    /// Wraps a graph with its versions and producer; used by the loader and by tests building models by hand.
     public init(irVersion: Int64, opsetImports: [String: Int64], producerName: String,
                 producerVersion: String, metadata: [String: String] = [:], graph: ONNXGraph) {
         self.metadata = metadata
@@ -39,6 +40,7 @@ public struct ONNXGraph: Sendable {
     /// Initializer names in file order (dictionaries have none).
     public var initializerNames: [String]
 
+    /// A graph from its parts; `initializerNames` gives the file order of `initializers`.
     public init(name: String, inputs: [ValueInfo], outputs: [ValueInfo], valueInfo: [ValueInfo],
                 nodes: [ONNXNode], initializers: [String: Tensor], initializerNames: [String]) {
         self.name = name
@@ -53,6 +55,7 @@ public struct ONNXGraph: Sendable {
 
 /// Name, element type and (possibly symbolic) shape of a graph value.
 public struct ValueInfo: Sendable, Equatable {
+    /// One dimension of a declared shape: a number, a symbolic name (`batch`), or nothing.
     public enum Dimension: Sendable, Equatable, CustomStringConvertible {
         case fixed(Int)
         case symbolic(String)
@@ -73,6 +76,7 @@ public struct ValueInfo: Sendable, Equatable {
     /// Nil when the file gives no shape at all (rank unknown).
     public var shape: [Dimension]?
 
+    /// A value declaration; `shape` nil means the rank is unknown.
     public init(name: String, elementTypeCode: Int32, shape: [Dimension]?) {
         self.name = name
         self.elementTypeCode = elementTypeCode
@@ -92,6 +96,7 @@ public struct ONNXNode: Sendable {
     public var outputs: [String]
     public var attributes: [String: Attribute]
 
+    /// A node from its parts (attributes already decoded).
     public init(name: String, opType: String, domain: String, inputs: [String], outputs: [String],
                 attributes: [String: Attribute]) {
         self.name = name
@@ -154,6 +159,7 @@ extension ONNXNode {
         }
     }
 
+    /// Float attribute, or `defaultValue` if absent; throws if present with another kind.
     public func float(_ name: String, default defaultValue: Float? = nil) throws(AttributeError) -> Float? {
         switch attributes[name] {
         case nil: return defaultValue
@@ -162,6 +168,7 @@ extension ONNXNode {
         }
     }
 
+    /// Integer-list attribute, or `defaultValue` if absent; throws if present with another kind.
     public func ints(_ name: String, default defaultValue: [Int64]? = nil) throws(AttributeError) -> [Int64]? {
         switch attributes[name] {
         case nil: return defaultValue
@@ -170,6 +177,7 @@ extension ONNXNode {
         }
     }
 
+    /// Float-list attribute, or `defaultValue` if absent; throws if present with another kind.
     public func floats(_ name: String, default defaultValue: [Float]? = nil) throws(AttributeError) -> [Float]? {
         switch attributes[name] {
         case nil: return defaultValue
@@ -178,6 +186,7 @@ extension ONNXNode {
         }
     }
 
+    /// String attribute decoded as UTF-8, or `defaultValue` if absent; throws if present with another kind.
     public func string(_ name: String, default defaultValue: String? = nil) throws(AttributeError) -> String? {
         switch attributes[name] {
         case nil: return defaultValue
@@ -186,6 +195,7 @@ extension ONNXNode {
         }
     }
 
+    /// Tensor attribute (e.g. Constant's `value`), or nil if absent; throws if present with another kind.
     public func tensor(_ name: String) throws(AttributeError) -> Tensor? {
         switch attributes[name] {
         case nil: return nil

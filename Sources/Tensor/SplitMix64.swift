@@ -6,8 +6,10 @@
 public struct SplitMix64: RandomNumberGenerator, Sendable {
     public var state: UInt64
 
+    /// Starts the sequence at `seed` (the same seed always gives the same sequence).
     public init(seed: UInt64) { state = seed }
 
+    /// The next 64 pseudo-random bits.
     public mutating func next() -> UInt64 {
         state &+= 0x9E37_79B9_7F4A_7C15
         var z = state

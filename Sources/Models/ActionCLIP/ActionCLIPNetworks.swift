@@ -20,6 +20,7 @@ public final class ActionCLIPNetworks: Sendable {
         public static let fusion = "vit-32-8f-fusion.onnx"
     }
 
+    /// Why a network could not be loaded or run; one line naming the network and file.
     public struct Failure: Error, CustomStringConvertible {
         public let description: String
     }

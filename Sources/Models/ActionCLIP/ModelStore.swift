@@ -13,10 +13,12 @@ import FoundationNetworking
 /// Re-hashing hundreds of MB on every run would dominate start-up, so a file is re-hashed only
 /// when its size or modification time differs from the last verification.
 public final class ModelStore: @unchecked Sendable {
+    /// Why a model file could not be found, downloaded or verified; one line naming the file.
     public struct Failure: Error, CustomStringConvertible {
         public let description: String
     }
 
+    /// What the manifest pins for one file: its SHA-256, size, source URL and last verification time.
     public struct ManifestEntry: Codable, Sendable, Equatable {
         public var sha256: String
         public var size: Int64
@@ -36,6 +38,7 @@ public final class ModelStore: @unchecked Sendable {
     public static let ailiaBaseURL = "https://storage.googleapis.com/ailia-models/action_clip/"
     public static let manifestName = "manifest.json"
 
+    /// A store in `directory`; `offline` forbids downloads, `pinned` adds checksums known in advance.
     public init(directory: String, baseURL: String = ModelStore.ailiaBaseURL, offline: Bool = false,
                 progress: (@Sendable (String, Int64, Int64?) -> Void)? = nil, pinned: [String: String] = [:]) {
         self.pinned = pinned
@@ -47,6 +50,7 @@ public final class ModelStore: @unchecked Sendable {
 
     var manifestPath: String { (directory as NSString).appendingPathComponent(Self.manifestName) }
 
+    /// Where `fileName` lives in the store (whether or not it exists yet).
     public func path(of fileName: String) -> String { (directory as NSString).appendingPathComponent(fileName) }
 
     /// Whether the file is present (not whether it verifies).

@@ -9,6 +9,7 @@ import Tensor
 /// → reshape [V, 8, 512] → fusion [V, 512]; labels → 16 prompts each → tokenizer [16n, 77]
 /// → text network [16n, 512]; then `ZeroShotScoring` → [V][n].
 public final class ZeroShotClassifier: Sendable {
+    /// Why classification failed; one line.
     public struct Failure: Error, CustomStringConvertible {
         public let description: String
     }
@@ -21,6 +22,7 @@ public final class ZeroShotClassifier: Sendable {
         case center
     }
 
+    /// The result for one video: the frames used and one probability per label.
     public struct VideoResult: Sendable {
         public let path: String
         public let frameCount: Int
@@ -32,6 +34,7 @@ public final class ZeroShotClassifier: Sendable {
         public let warnings: [String]
     }
 
+    /// The results of one `classify` call, with the labels and stage timings.
     public struct Report: Sendable {
         public let labels: [String]
         public let videos: [VideoResult]
@@ -44,6 +47,7 @@ public final class ZeroShotClassifier: Sendable {
     /// How many videos go through the image network together (8 frames each).
     public let videosPerBatch: Int
 
+    /// A classifier over compiled networks; `videosPerBatch` videos (8 frames each) share one image-graph call.
     public init(networks: ActionCLIPNetworks, tokenizer: CLIPTokenizer, videosPerBatch: Int = 4) {
         self.networks = networks
         self.tokenizer = tokenizer

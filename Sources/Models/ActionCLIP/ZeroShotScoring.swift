@@ -13,6 +13,7 @@ public enum ZeroShotScoring {
     /// CLIP's zero-shot logit scale; ailia uses the constant, not the checkpoint's learned scale.
     public static let logitScale: Float = 100
 
+    /// Why scoring failed (feature shapes that do not match); one line.
     public struct Failure: Error, CustomStringConvertible {
         public let description: String
     }

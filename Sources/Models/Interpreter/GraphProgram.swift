@@ -39,6 +39,7 @@ public final class GraphProgram: Sendable {
     /// Activation memory reused across runs with the same input shapes.
     let activationArena = ActivationArena()
 
+    /// Compiles `model.graph` exactly as exported (no rewrites).
     public convenience init(model: ONNXModel) throws(GraphError) {
         try self.init(model: model, graph: model.graph)
     }

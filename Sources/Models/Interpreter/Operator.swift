@@ -19,6 +19,7 @@ public protocol Operator: Sendable {
 /// A failure inside one operator. The interpreter adds the node's name and op type.
 public struct OpError: Error, CustomStringConvertible {
     public let message: String
+    /// An operator error with a one-line message.
     public init(_ message: String) { self.message = message }
     public var description: String { message }
 }

@@ -19,6 +19,7 @@ public struct SHA256: Sendable {
         0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2,
     ]
 
+    /// A fresh digest state.
     public init() {}
 
     /// Feeds more bytes.
@@ -41,6 +42,7 @@ public struct SHA256: Sendable {
         if offset < bytes.count { pending.append(contentsOf: bytes[offset...]) }
     }
 
+    /// Feeds more bytes into the digest.
     public mutating func update(_ data: Data) {
         data.withUnsafeBytes { update($0) }
     }

@@ -6,6 +6,7 @@ import Tensor
 ///
 /// Layout: `DIR/manifest.json`, `DIR/inputs/*.npy`, `DIR/outputs/*.npy`, `DIR/nodes/*.npy`.
 public struct ReferenceDump: Sendable {
+    /// One tensor listed in the dump's `manifest.json`.
     public struct Entry: Sendable, Decodable {
         /// Tensor name in the graph.
         public let name: String
@@ -28,6 +29,7 @@ public struct ReferenceDump: Sendable {
         let nodes: [Entry]?
     }
 
+    /// Why a dump could not be read; prints as one line naming the file.
     public struct Failure: Error, CustomStringConvertible {
         public let description: String
     }
@@ -37,6 +39,7 @@ public struct ReferenceDump: Sendable {
     public let outputs: [Entry]
     public let nodes: [Entry]
 
+    /// Reads `directory/manifest.json`; throws if it is missing or malformed.
     public init(directory: String) throws(Failure) {
         let manifestPath = (directory as NSString).appendingPathComponent("manifest.json")
         let data: Data
@@ -61,6 +64,7 @@ public struct ReferenceDump: Sendable {
         self.nodes = manifest.nodes ?? []
     }
 
+    /// Absolute path of an entry's `.npy` file.
     public func path(of entry: Entry) -> String {
         (directory as NSString).appendingPathComponent(entry.file)
     }
@@ -79,8 +83,10 @@ public struct ReferenceDump: Sendable {
 public struct TensorFileNamer {
     private var used: Set<String> = []
 
+    /// A namer that has handed out no names yet.
     public init() {}
 
+    /// The file-name form of `name`, without uniqueness suffix or `.npy`.
     public static func sanitize(_ name: String) -> String {
         let allowed = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
         var result = String(name.map { allowed.contains($0) ? $0 : "_" })

@@ -6,6 +6,7 @@ import Foundation
 /// <i8 <i4 |u1 |i1 |b1`. Everything read from the file (header length, shape, data size) is
 /// checked against the bytes actually present before memory is reserved.
 public enum NPY {
+    /// Why a `.npy` file could not be read or written; prints as one line naming the file.
     public enum Failure: Error, CustomStringConvertible {
         case cannotRead(path: String, reason: String)
         case cannotWrite(path: String, reason: String)

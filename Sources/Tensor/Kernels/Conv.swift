@@ -9,6 +9,7 @@ public struct ConvolutionGeometry: Sendable, Equatable {
     /// Channel groups; only 1 is supported.
     public var group: Int
 
+    /// Geometry from ONNX attribute values; the defaults are ONNX's (no padding, stride 1, dilation 1, one group).
     public init(pads: [Int] = [0, 0, 0, 0], strides: [Int] = [1, 1], dilations: [Int] = [1, 1], group: Int = 1) {
         self.pads = pads
         self.strides = strides

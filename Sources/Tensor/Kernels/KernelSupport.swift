@@ -2,6 +2,7 @@
 /// `message` is one line naming the argument and the problem (the interpreter adds the node).
 public struct KernelError: Error, CustomStringConvertible, Equatable {
     public let message: String
+    /// An error with a one-line message.
     public init(_ message: String) { self.message = message }
     public var description: String { message }
 }

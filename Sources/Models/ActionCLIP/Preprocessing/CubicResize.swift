@@ -55,6 +55,7 @@ public enum CubicResize {
     /// A rectangle in destination pixel coordinates.
     public struct Region: Sendable, Equatable {
         public var x: Int, y: Int, width: Int, height: Int
+        /// A rectangle at (`x`, `y`) of `width` x `height` pixels.
         public init(x: Int, y: Int, width: Int, height: Int) {
             self.x = x; self.y = y; self.width = width; self.height = height
         }

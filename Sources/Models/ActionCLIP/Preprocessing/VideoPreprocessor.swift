@@ -37,6 +37,7 @@ public struct VideoPreprocessor: Sendable {
     /// A byte has 256 values, so a lookup reproduces the float64 arithmetic exactly.
     private let tables: [[Float]]
 
+    /// A preprocessor with the CLIP normalisation tables built.
     public init() {
         tables = (0..<3).map { channel in
             (0..<256).map { value in
