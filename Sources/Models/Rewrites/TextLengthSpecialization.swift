@@ -281,7 +281,7 @@ private struct TextLengthAnalyzer {
 
     /// (e) nothing else bakes the length (or the batch into a Reshape).
     func noBakedLength(skipping: Set<String>, declaredBatch: Int64?) throws(TextLengthError) {
-        for (name, constant) in constants where !skipping.contains(name) {
+        for (name, constant) in constants.sorted(by: { $0.key < $1.key }) where !skipping.contains(name) {
             let tensor = constant.tensor
             // The token-embedding table is [49408, E]; any other dimension of 77 is sequence-sized.
             if tensor.shape.contains(context) {
