@@ -57,7 +57,7 @@ struct ActionCLIPCommand: ParsableCommand {
         ACTION_CLIP_TRACE=1 prints one line per executed node.
         """,
         subcommands: [ClassifyCommand.self, TokenizeCommand.self, PreprocessCommand.self,
-                      InspectCommand.self, RunCommand.self, ValidateCommand.self],
+                      InspectCommand.self, RunCommand.self, ValidateCommand.self, BenchCommand.self],
         defaultSubcommand: ClassifyCommand.self
     )
 }

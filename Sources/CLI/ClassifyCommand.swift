@@ -106,6 +106,10 @@ struct ClassifyCommand: ParsableCommand {
     @Flag(help: "Print one JSON object instead of the ailia text block.")
     var json = false
 
+    @Flag(name: .customLong("no-cache"),
+          help: "Always run the text network; neither read nor write the text-feature cache ($XDG_CACHE_HOME/action-clip).")
+    var noCache = false
+
     func validate() throws {
         if let top, top < 1 { throw ValidationError("--top must be at least 1") }
         if seed != nil && sampling == .center { throw ValidationError("--seed applies to random sampling, not --sampling center") }
@@ -115,7 +119,9 @@ struct ClassifyCommand: ParsableCommand {
         models.applyThreads()
         let labels = try resolvedLabels()
         let videos = try resolvedVideos()
-        let classifier = ZeroShotClassifier(networks: try models.loadNetworks(), tokenizer: try models.loadTokenizer())
+        let networks = try models.loadNetworks()
+        let classifier = ZeroShotClassifier(networks: networks, tokenizer: try models.loadTokenizer(),
+                                            textCache: noCache ? nil : models.textFeatureCache(for: networks))
         let samplingChoice: ZeroShotClassifier.Sampling = sampling == .center ? .center : .random(seed: seed)
         let report = try userFacing {
             try classifier.classify(videos: videos, labels: labels, sampling: samplingChoice, channelOrder: bgr ? .bgr : .rgb)

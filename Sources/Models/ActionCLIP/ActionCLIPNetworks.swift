@@ -28,6 +28,8 @@ public final class ActionCLIPNetworks: Sendable {
     public let image: GraphProgram
     public let text: GraphProgram
     public let fusion: GraphProgram
+    /// The text network with true-length encoding (`text` is its full 77-token program).
+    public let textEncoder: TextEncoder
     /// Paths the networks were loaded from.
     public let imagePath: String
     public let textPath: String
@@ -50,7 +52,12 @@ public final class ActionCLIPNetworks: Sendable {
             return program
         }
         self.image = try compile(imagePath, role: "image")
-        self.text = try compile(textPath, role: "text")
+        do {
+            self.textEncoder = try TextEncoder(model: try ONNXLoader.load(contentsOf: textPath))
+        } catch {
+            throw Failure(description: "text model \(textPath): \(error)")
+        }
+        self.text = textEncoder.fullProgram
         self.fusion = try compile(fusionPath, role: "fusion")
         self.imagePath = imagePath
         self.textPath = textPath
@@ -77,24 +84,10 @@ public final class ActionCLIPNetworks: Sendable {
         try Self.runSingle(fusion, frameFeatures, role: "fusion")
     }
 
-    /// Text features: [rows, 77] int64 → [rows, 512], in chunks of at most `chunkRows` rows so
-    /// that activations stay bounded (the MLP hidden state is rows·77·2048 floats).
+    /// Text features: [rows, 77] int64 → [rows, 512], each row at its true token length when the
+    /// graph allows it (`TextEncoder`), in runs of at most `chunkRows` 77-token rows' worth of
+    /// tokens so that activations stay bounded (the MLP hidden state is rows·length·2048 floats).
     public func encodeText(_ tokens: Tensor, chunkRows: Int = 256) throws -> Tensor {
-        guard tokens.rank == 2, tokens.dataType == .int64 else {
-            throw Failure(description: "text tokens must be [rows, 77] int64, got \(tokens.dataType)\(tokens.shape)")
-        }
-        let rows = tokens.shape[0]
-        if rows <= chunkRows { return try Self.runSingle(text, tokens, role: "text") }
-        let width = tokens.shape[1]
-        var pieces: [Tensor] = []
-        var start = 0
-        while start < rows {
-            let count = min(chunkRows, rows - start)
-            let chunk = try Tensor.uninitialized(.int64, shape: [count, width])
-            chunk.storage.pointer.copyMemory(from: tokens.storage.pointer + start * width * 8, byteCount: count * width * 8)
-            pieces.append(try Self.runSingle(text, chunk, role: "text"))
-            start += count
-        }
-        return try Movement.concat(pieces, axis: 0)
+        try textEncoder.encode(tokens, chunkRows: chunkRows)
     }
 }

@@ -40,18 +40,25 @@ public final class ZeroShotClassifier: Sendable {
         public let videos: [VideoResult]
         /// Wall time per stage in milliseconds, in pipeline order.
         public let timings: [(stage: String, milliseconds: Double)]
+        /// Whether the text features came from the `TextFeatureCache`.
+        public var textFeaturesCached: Bool = false
     }
 
     public let networks: ActionCLIPNetworks
     public let tokenizer: CLIPTokenizer
     /// How many videos go through the image network together (8 frames each).
     public let videosPerBatch: Int
+    /// Text features computed before are read from here (nil: always run the text network).
+    public let textCache: TextFeatureCache?
 
-    /// A classifier over compiled networks; `videosPerBatch` videos (8 frames each) share one image-graph call.
-    public init(networks: ActionCLIPNetworks, tokenizer: CLIPTokenizer, videosPerBatch: Int = 4) {
+    /// A classifier over compiled networks; `videosPerBatch` videos (8 frames each) share one
+    /// image-graph call, and `textCache` (if any) serves text features computed before.
+    public init(networks: ActionCLIPNetworks, tokenizer: CLIPTokenizer, videosPerBatch: Int = 4,
+                textCache: TextFeatureCache? = nil) {
         self.networks = networks
         self.tokenizer = tokenizer
         self.videosPerBatch = max(1, videosPerBatch)
+        self.textCache = textCache
     }
 
     /// Token ids of the 16 prompts of every label, rows template-major: [16n, 77] int64.
@@ -74,7 +81,15 @@ public final class ZeroShotClassifier: Sendable {
 
     /// Text features of all prompts of all labels: [16n, 512].
     public func textFeatures(labels: [String]) throws -> Tensor {
-        try networks.encodeText(promptTokens(labels: labels))
+        try textFeaturesReportingCache(labels: labels).features
+    }
+
+    /// Text features, from the cache when it holds them, and whether they did.
+    public func textFeaturesReportingCache(labels: [String]) throws -> (features: Tensor, cached: Bool) {
+        let tokens = try promptTokens(labels: labels)
+        guard let textCache else { return (try networks.encodeText(tokens), false) }
+        let result = try textCache.features(for: tokens) { try networks.encodeText($0) }
+        return (result.features, result.hit)
     }
 
     /// Classifies each video against the labels.
@@ -115,7 +130,7 @@ public final class ZeroShotClassifier: Sendable {
             return results
         }
         let videoFeatures = try Movement.concat(fused, axis: 0)
-        let text = try timed("text") { try textFeatures(labels: labels) }
+        let (text, textCached) = try timed("text") { try textFeaturesReportingCache(labels: labels) }
         let probabilities = try timed("scoring") {
             try ZeroShotScoring.probabilities(videoFeatures: videoFeatures, textFeatures: text,
                                               templateCount: PromptTemplates.templates.count, labelCount: labels.count)
@@ -124,6 +139,8 @@ public final class ZeroShotClassifier: Sendable {
             VideoResult(path: pair.1, frameCount: pair.0.frameCount, frameIndices: pair.0.frameIndices,
                         seed: seed, scores: probabilities[index], warnings: pair.0.warnings)
         }
-        return Report(labels: labels, videos: results, timings: timings)
+        var report = Report(labels: labels, videos: results, timings: timings)
+        report.textFeaturesCached = textCached
+        return report
     }
 }

@@ -7,23 +7,72 @@ import Tensor
 /// - `ACTION_CLIP_TRACE=1`: one stderr line per executed node: op, node, input and output shapes, time.
 ///
 /// Both are read once per process; when neither is set, `current` is nil and the interpreter
-/// pays one nil check per node.
+/// pays one nil check per node (and one locked read per graph run).
+///
+/// `collect(_:)` gathers the same per-op-type totals as data instead of printing them (used by
+/// `action-clip bench --ops`).
 public final class ExecutionProfile: @unchecked Sendable {
-    public static let current: ExecutionProfile? = {
+    /// The profile graph runs report to: an active `collect` call's, else the environment's.
+    public static var current: ExecutionProfile? {
+        collectorLock.lock()
+        defer { collectorLock.unlock() }
+        return collector ?? fromEnvironment
+    }
+
+    static let fromEnvironment: ExecutionProfile? = {
         let environment = ProcessInfo.processInfo.environment
         let timing = environment["ACTION_CLIP_TIMING"].map { $0 != "0" && !$0.isEmpty } ?? false
         let trace = environment["ACTION_CLIP_TRACE"].map { $0 != "0" && !$0.isEmpty } ?? false
         return timing || trace ? ExecutionProfile(timing: timing, trace: trace) : nil
     }()
 
+    private static let collectorLock = NSLock()
+    nonisolated(unsafe) private static var collector: ExecutionProfile?
+
+    /// Total time and call count of one op type.
+    public struct OpTotal: Sendable, Equatable {
+        public let opType: String
+        public let seconds: Double
+        public let calls: Int
+    }
+
+    /// Runs `body` with every graph run's node times summed per op type (across all runs made
+    /// inside `body`), and returns them, slowest first. Not reentrant: an inner call replaces
+    /// the outer one's collector for its duration.
+    public static func collect<Result>(_ body: () throws -> Result) rethrows -> (result: Result, totals: [OpTotal]) {
+        let profile = ExecutionProfile(timing: true, trace: false, printsRuns: false)
+        collectorLock.lock()
+        let previous = collector
+        collector = profile
+        collectorLock.unlock()
+        defer {
+            collectorLock.lock()
+            collector = previous
+            collectorLock.unlock()
+        }
+        let result = try body()
+        return (result, profile.snapshot())
+    }
+
     let timing: Bool
     let trace: Bool
+    /// Print (and reset) the table after each run, as ACTION_CLIP_TIMING does; else accumulate.
+    let printsRuns: Bool
     private let lock = NSLock()
     private var totals: [String: (seconds: Double, calls: Int)] = [:]
 
-    init(timing: Bool, trace: Bool) {
+    init(timing: Bool, trace: Bool, printsRuns: Bool = true) {
         self.timing = timing
         self.trace = trace
+        self.printsRuns = printsRuns
+    }
+
+    /// The totals so far, slowest first.
+    public func snapshot() -> [OpTotal] {
+        lock.lock()
+        defer { lock.unlock() }
+        return totals.map { OpTotal(opType: $0.key, seconds: $0.value.seconds, calls: $0.value.calls) }
+            .sorted { $0.seconds > $1.seconds }
     }
 
     func record(step: GraphProgram.Step, inputs: [Tensor?], outputs: [Tensor], seconds: Double) {
@@ -43,7 +92,7 @@ public final class ExecutionProfile: @unchecked Sendable {
     }
 
     func finishRun() {
-        guard timing else { return }
+        guard timing, printsRuns else { return }
         lock.lock()
         let snapshot = totals
         totals = [:]

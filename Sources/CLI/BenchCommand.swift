@@ -1,0 +1,559 @@
+import ArgumentParser
+import Foundation
+import Models
+import Tensor
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// `action-clip bench`: times each network and the whole default job, optionally against ONNX
+/// Runtime, per op type, and per kernel.
+struct BenchCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench",
+        abstract: "Time the three networks and the whole default job.",
+        discussion: """
+        Rows: image (8 frames), fusion (1 video), text with the 160 default prompt rows at their \
+        true length and, for reference, at the full 77 tokens, then the whole default job (one clip, \
+        the 10 default labels) with the text-feature cache off and warm (a temporary cache \
+        directory). Each row runs --warmup times untimed, then --runs times; median and minimum \
+        wall time are shown, GFLOP/s against the FLOP floor (image 70.5 GFLOP per 8 frames, text \
+        5.96 GFLOP per 77-token row, counted for the tokens actually run on the true-length row, \
+        fusion 0.30 GFLOP per video) and the process's peak RSS so far (getrusage ru_maxrss).
+
+        Threads: --threads N (default: all cores) sets OpenBLAS's thread count, which every GEMM \
+        uses, and the engine's own parallel loops (softmax, LayerNorm, elementwise). The two never \
+        run at once: the interpreter runs one node at a time, and GEMM nodes hand all their work \
+        to OpenBLAS. --compare-ort gives ONNX Runtime the same count (intra-op threads).
+
+        --compare-ort runs Reference/bench_ort.py with the project venv (.venv/bin/python, or \
+        $ACTION_CLIP_PYTHON) on the same model files and the same inputs.
+        """
+    )
+
+    @OptionGroup var models: ModelOptions
+
+    @Option(help: "Timed runs per row.")
+    var runs = 5
+
+    @Option(help: "Untimed runs before timing each row.")
+    var warmup = 1
+
+    @Option(help: ArgumentHelp("Clip for the whole-job rows (default: the sample GIF in the model directory, else a synthetic clip).", valueName: "path"))
+    var video: String?
+
+    @Flag(name: .customLong("compare-ort"), help: "Also time ONNX Runtime on the same models and inputs.")
+    var compareORT = false
+
+    @Flag(help: "Print time per op type for each graph.")
+    var ops = false
+
+    @Flag(help: "Benchmark the GEMM shapes of the three networks and the SIMD kernels.")
+    var kernels = false
+
+    @Flag(help: "Print one JSON object instead of tables.")
+    var json = false
+
+    func validate() throws {
+        if runs < 1 { throw ValidationError("--runs must be at least 1") }
+        if warmup < 0 { throw ValidationError("--warmup must not be negative") }
+    }
+
+    struct Row {
+        var name: String
+        var times: [Double]
+        var gigaFLOPs: Double?
+        var peakRSSMegabytes: Double
+        var ortKey: String?
+        var ortMedian: Double?
+        var note: String?
+        var ops: [ExecutionProfile.OpTotal] = []
+
+        var median: Double { Statistics.median(times) }
+        var minimum: Double { times.min() ?? 0 }
+    }
+
+    func run() throws {
+        models.applyThreads()
+        let threads = Threading.threadCount
+        let networks = try models.loadNetworks()
+        let tokenizer = try models.loadTokenizer()
+        let classifier = ZeroShotClassifier(networks: networks, tokenizer: tokenizer)
+        let labels = PromptTemplates.defaultLabels
+
+        // Inputs: seeded, shaped like the real ones.
+        var random = SplitMix64(seed: 2024)
+        let frames = try Tensor(random.floats(8 * 3 * 224 * 224, -2, 2), shape: [8, 3, 224, 224])
+        let frameFeatures = try Tensor(random.floats(8 * 512, -1, 1), shape: [1, 8, 512])
+        let tokens = try userFacing { try classifier.promptTokens(labels: labels) }
+        let encoder = networks.textEncoder
+        let buckets = encoder.plan(tokens)
+        let neededTokens = TextEncoder.neededLengths(tokens).reduce(0, +)
+        let textRows = tokens.shape[0]
+
+        var rows: [Row] = []
+        func measure(_ name: String, gigaFLOPs: Double?, ortKey: String? = nil, note: String? = nil,
+                     _ body: () throws -> Void) throws {
+            for _ in 0..<warmup { try userFacing(body) }
+            var times: [Double] = []
+            let clock = ContinuousClock()
+            let collected = try ExecutionProfile.collect { () throws -> Void in
+                for _ in 0..<runs {
+                    let start = clock.now
+                    try userFacing(body)
+                    times.append((clock.now - start).seconds * 1000)
+                }
+            }
+            rows.append(Row(name: name, times: times, gigaFLOPs: gigaFLOPs, peakRSSMegabytes: Self.peakRSSMegabytes(),
+                            ortKey: ortKey, note: note, ops: ops ? collected.totals : []))
+        }
+
+        try measure("image (8 frames)", gigaFLOPs: 70.5, ortKey: "image") { _ = try networks.encodeFrames(frames) }
+        try measure("fusion (1 video)", gigaFLOPs: 0.30, ortKey: "fusion") { _ = try networks.fuse(frameFeatures) }
+        let computedTokens = buckets.reduce(0) { $0 + $1.rows.count * $1.length }
+        let trueLengthFLOPs = buckets.isEmpty ? Self.textGigaFLOPs(rows: textRows, length: 77)
+            : buckets.reduce(0) { $0 + Self.textGigaFLOPs(rows: $1.rows.count, length: $1.length) }
+        let trueNote = encoder.usesTrueLength
+            ? "\(buckets.count) runs, lengths \(buckets.map { "\($0.length)x\($0.rows.count)" }.joined(separator: " ")); \(computedTokens) tokens run, \(neededTokens) needed"
+            : "fell back to 77 tokens: \(encoder.fallbackReason ?? "?")"
+        var trueLengthFeatures: Tensor?
+        var fullFeatures: Tensor?
+        try measure("text true length (\(textRows) rows)", gigaFLOPs: trueLengthFLOPs, ortKey: "text", note: trueNote) {
+            trueLengthFeatures = try encoder.encode(tokens)
+        }
+        try measure("text full 77 (\(textRows) rows)", gigaFLOPs: Self.textGigaFLOPs(rows: textRows, length: 77), ortKey: "text") {
+            fullFeatures = try encoder.encodeFullLength(tokens)
+        }
+        // The two text rows must agree: report how closely (relative to the largest feature).
+        if let trueLengthFeatures, let fullFeatures, let index = rows.firstIndex(where: { $0.name.hasPrefix("text true") }) {
+            let full = try userFacing { try fullFeatures.toArray(Float.self) }
+            let fast = try userFacing { try trueLengthFeatures.toArray(Float.self) }
+            let scale = max(1e-30, full.map { abs(Double($0)) }.max() ?? 0)
+            let worst = zip(fast, full).map { abs(Double($0) - Double($1)) }.max() ?? 0
+            rows[index].note = (rows[index].note ?? "") + String(format: "; max difference to the 77-token run %.2e relative", worst / scale)
+        }
+
+        // The whole default job.
+        let clip = try jobClip()
+        let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("action-clip-bench-\(getpid())-\(UInt32.random(in: 0...UInt32.max))").path
+        defer { try? FileManager.default.removeItem(atPath: scratch) }
+        let cache: TextFeatureCache? = try? models.textFeatureCacheOrThrow(for: networks, directory: (scratch as NSString).appendingPathComponent("cache"))
+        let jobFLOPs = 70.5 + 0.30 + trueLengthFLOPs
+        try measure("job: 1 clip, 10 labels, no cache", gigaFLOPs: jobFLOPs, note: clip.description) {
+            _ = try clip.classify(ZeroShotClassifier(networks: networks, tokenizer: tokenizer), labels: labels)
+        }
+        if let cache {
+            let cached = ZeroShotClassifier(networks: networks, tokenizer: tokenizer, textCache: cache)
+            _ = try userFacing { try clip.classify(cached, labels: labels) }  // fills the cache
+            try measure("job: 1 clip, 10 labels, warm cache", gigaFLOPs: 70.5 + 0.30, note: clip.description) {
+                let cachedHit = try clip.classify(cached, labels: labels)
+                if !cachedHit { throw CLIError("the warm-cache job missed the text-feature cache") }
+            }
+        }
+
+        var ort: (version: String, medians: [String: Double])?
+        if compareORT {
+            ort = try runONNXRuntime(networks: networks, inputs: ["image": frames, "fusion": frameFeatures, "text": tokens],
+                                     scratch: scratch, threads: threads)
+            for index in rows.indices { rows[index].ortMedian = rows[index].ortKey.flatMap { ort?.medians[$0] } }
+        }
+        let kernelRows = kernels ? try KernelBench(runs: runs, warmup: warmup, textTokens: computedTokens).run() : []
+
+        if json {
+            print(jsonReport(rows: rows, kernelRows: kernelRows, threads: threads, ortVersion: ort?.version).rendered(indent: 2))
+        } else {
+            print(textReport(rows: rows, kernelRows: kernelRows, threads: threads, ortVersion: ort?.version), terminator: "")
+        }
+    }
+
+    /// Text encoder FLOPs for `rows` rows of `length` tokens, CLIP text (width 512, 12 layers, MLP
+    /// 2048): per layer and token 2·512·(1536 + 512 + 2·2048) for the projections and MLP, plus
+    /// 2·2·length·512 for the attention products, and the final 512×512 projection per row.
+    /// At length 77 this is 5.96 GFLOP per row.
+    static func textGigaFLOPs(rows: Int, length: Int) -> Double {
+        let perLayer = Double(length) * 2 * 512 * 6144 + 4 * Double(length * length) * 512
+        return Double(rows) * (12 * perLayer + 2 * 512 * 512) / 1e9
+    }
+
+    static func peakRSSMegabytes() -> Double {
+        var usage = rusage()
+        #if canImport(Glibc)
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        #else
+        getrusage(RUSAGE_SELF, &usage)
+        #endif
+        #if canImport(Darwin)
+        return Double(usage.ru_maxrss) / 1_048_576  // bytes on macOS
+        #else
+        return Double(usage.ru_maxrss) / 1024  // kilobytes on Linux
+        #endif
+    }
+
+    // MARK: Whole job
+
+    /// The clip of the whole-job rows: a file, or synthetic frames made in memory.
+    enum JobClip: CustomStringConvertible {
+        case file(String)
+        case synthetic(Tensor)
+
+        var description: String {
+            switch self {
+            case .file(let path): return (path as NSString).lastPathComponent
+            case .synthetic: return "synthetic 8-frame clip"
+            }
+        }
+
+        /// Runs the job; returns whether the text features came from the cache.
+        func classify(_ classifier: ZeroShotClassifier, labels: [String]) throws -> Bool {
+            switch self {
+            case .file(let path):
+                return try classifier.classify(videos: [path], labels: labels, sampling: .random(seed: 0), channelOrder: .rgb).textFeaturesCached
+            case .synthetic(let frames):
+                let features = try classifier.networks.encodeFrames(frames)
+                let fused = try classifier.networks.fuse(try features.reshaped([1, 8, features.count / 8]))
+                let text = try classifier.textFeaturesReportingCache(labels: labels)
+                _ = try ZeroShotScoring.probabilities(videoFeatures: fused, textFeatures: text.features,
+                                                      templateCount: PromptTemplates.templates.count, labelCount: labels.count)
+                return text.cached
+            }
+        }
+    }
+
+    func jobClip() throws -> JobClip {
+        if let video { return .file(video) }
+        let sample = (models.resolvedModelDirectory as NSString).appendingPathComponent(SampleVideo.fileName)
+        if FileManager.default.fileExists(atPath: sample) { return .file(sample) }
+        // A moving gradient, 8 frames of 320x240, through the real preprocessing.
+        var frames: [Frame] = []
+        for index in 0..<8 {
+            var pixels = [UInt8](repeating: 0, count: 320 * 240 * 3)
+            for y in 0..<240 {
+                for x in 0..<320 {
+                    let base = (y * 320 + x) * 3
+                    pixels[base] = UInt8(truncatingIfNeeded: x + index * 9)
+                    pixels[base + 1] = UInt8(truncatingIfNeeded: y * 2)
+                    pixels[base + 2] = UInt8(truncatingIfNeeded: (x + y) / 2 + index * 17)
+                }
+            }
+            frames.append(try userFacing { try Frame(width: 320, height: 240, pixels: pixels) })
+        }
+        return .synthetic(try userFacing { try VideoPreprocessor().prepare(frames: frames, channelOrder: .rgb) })
+    }
+
+    // MARK: ONNX Runtime
+
+    func runONNXRuntime(networks: ActionCLIPNetworks, inputs: [String: Tensor], scratch: String,
+                        threads: Int) throws -> (version: String, medians: [String: Double]) {
+        let python = try Self.locate(environment: "ACTION_CLIP_PYTHON", relative: ".venv/bin/python",
+                                     what: "the project venv's Python (create it with: bash Reference/setup_venv.sh)")
+        let script = try Self.locate(environment: nil, relative: "Reference/bench_ort.py", what: "Reference/bench_ort.py")
+        let inputDirectory = (scratch as NSString).appendingPathComponent("ort-inputs")
+        try userFacing {
+            try FileManager.default.createDirectory(atPath: inputDirectory, withIntermediateDirectories: true)
+            for (name, tensor) in inputs { try NPY.write(tensor, to: (inputDirectory as NSString).appendingPathComponent("\(name).npy")) }
+        }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: python)
+        process.arguments = [script, "--inputs", inputDirectory, "--image", networks.imagePath, "--text", networks.textPath,
+                             "--fusion", networks.fusionPath, "--runs", String(runs), "--warmup", String(warmup),
+                             "--threads", String(threads)]
+        let output = Pipe()
+        process.standardOutput = output
+        try userFacing { try process.run() }
+        let data = output.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        guard process.terminationStatus == 0 else {
+            throw CLIError("\(script) failed with exit status \(process.terminationStatus) (its error is above)")
+        }
+        guard let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+              let graphs = object["graphs"] as? [String: Any] else {
+            throw CLIError("\(script) printed no JSON result: \(String(decoding: data.prefix(200), as: UTF8.self))")
+        }
+        var medians: [String: Double] = [:]
+        for (name, value) in graphs {
+            if let entry = value as? [String: Any], let median = entry["median_ms"] as? Double { medians[name] = median }
+        }
+        return ((object["onnxruntime"] as? String) ?? "?", medians)
+    }
+
+    /// A file from an environment variable, else relative to the current directory, else relative
+    /// to the project root above this executable (`<root>/.build/<config>/action-clip`).
+    static func locate(environment variable: String?, relative: String, what: String) throws -> String {
+        if let variable, let value = ProcessInfo.processInfo.environment[variable], !value.isEmpty {
+            guard FileManager.default.isExecutableFile(atPath: value) else { throw CLIError("$\(variable)=\(value) is not executable") }
+            return value
+        }
+        var candidates = [(FileManager.default.currentDirectoryPath as NSString).appendingPathComponent(relative)]
+        let executable = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+        var root = executable.deletingLastPathComponent()
+        for _ in 0..<4 {
+            candidates.append(root.appendingPathComponent(relative).path)
+            root = root.deletingLastPathComponent()
+        }
+        if let found = candidates.first(where: { FileManager.default.fileExists(atPath: $0) }) { return found }
+        throw CLIError("--compare-ort needs \(what); not found at \(candidates[0]) or next to the executable")
+    }
+
+    // MARK: Output
+
+    func textReport(rows: [Row], kernelRows: [KernelBench.Result], threads: Int, ortVersion: String?) -> String {
+        var text = "action-clip bench: \(threads) threads (OpenBLAS GEMM and engine loops, never at once), "
+        text += "\(runs) runs after \(warmup) warm-up, OpenBLAS \(Threading.blasCoreName)"
+        if let ortVersion { text += ", ONNX Runtime \(ortVersion) with \(threads) threads" }
+        text += "\n\n"
+        text += Padding.left("row", 38) + Padding.right("median ms", 11) + Padding.right("min ms", 11)
+            + Padding.right("GFLOP/s", 10) + Padding.right("peak MB", 10)
+        text += (ortVersion != nil ? Padding.right("ORT ms", 11) + Padding.right("ours/ORT", 10) : "") + "\n"
+        for row in rows {
+            let rate = row.gigaFLOPs.map { String(format: "%.1f", $0 / (row.median / 1000)) } ?? "-"
+            text += Padding.left(row.name, 38) + Padding.right(String(format: "%.1f", row.median), 11)
+                + Padding.right(String(format: "%.1f", row.minimum), 11) + Padding.right(rate, 10)
+                + Padding.right(String(format: "%.0f", row.peakRSSMegabytes), 10)
+            if ortVersion != nil {
+                if let ort = row.ortMedian {
+                    text += Padding.right(String(format: "%.1f", ort), 11) + Padding.right(String(format: "%.3f", row.median / ort), 10)
+                } else {
+                    text += Padding.right("-", 11) + Padding.right("-", 10)
+                }
+            }
+            text += "\n"
+            if let note = row.note { text += "    \(note)\n" }
+        }
+        if ops {
+            for row in rows where !row.ops.isEmpty {
+                text += "\nops: \(row.name) (per run)\n"
+                let total = row.ops.reduce(0) { $0 + $1.seconds }
+                for op in row.ops {
+                    text += "  " + Padding.left(op.opType, 18)
+                        + String(format: " %9.2f ms %5.1f%% %7d calls\n", op.seconds * 1000 / Double(runs),
+                                 total > 0 ? op.seconds / total * 100 : 0, op.calls / runs)
+                }
+            }
+        }
+        if !kernelRows.isEmpty { text += "\n" + KernelBench.report(kernelRows) }
+        return text
+    }
+
+    func jsonReport(rows: [Row], kernelRows: [KernelBench.Result], threads: Int, ortVersion: String?) -> JSONValue {
+        let rowValues: [JSONValue] = rows.map { row in
+            var members: [(String, JSONValue)] = [
+                ("name", .string(row.name)), ("median_ms", .number(row.median)), ("min_ms", .number(row.minimum)),
+                ("times_ms", .array(row.times.map { .number($0) })), ("peak_rss_mb", .number(row.peakRSSMegabytes)),
+            ]
+            if let flops = row.gigaFLOPs {
+                members.append(("gflop", .number(flops)))
+                members.append(("gflops", .number(flops / (row.median / 1000))))
+            }
+            if let ort = row.ortMedian {
+                members.append(("ort_median_ms", .number(ort)))
+                members.append(("ratio_to_ort", .number(row.median / ort)))
+            }
+            if let note = row.note { members.append(("note", .string(note))) }
+            if !row.ops.isEmpty {
+                members.append(("ops", .array(row.ops.map { op in
+                    .object([("op", .string(op.opType)), ("ms_per_run", .number(op.seconds * 1000 / Double(runs))),
+                             ("calls_per_run", .int(op.calls / runs))])
+                })))
+            }
+            return .object(members)
+        }
+        var members: [(String, JSONValue)] = [
+            ("threads", .int(threads)), ("runs", .int(runs)), ("warmup", .int(warmup)),
+            ("blas_core", .string(Threading.blasCoreName)), ("rows", .array(rowValues)),
+        ]
+        if let ortVersion { members.append(("onnxruntime", .string(ortVersion))) }
+        if !kernelRows.isEmpty { members.append(("kernels", .array(kernelRows.map(\.json)))) }
+        return .object(members)
+    }
+}
+
+/// Fixed-width columns (String(format:) ignores widths on %@ under swift-corelibs-foundation).
+enum Padding {
+    static func left(_ text: String, _ width: Int) -> String {
+        text.count >= width ? text + " " : text + String(repeating: " ", count: width - text.count)
+    }
+    static func right(_ text: String, _ width: Int) -> String {
+        text.count >= width ? " " + text : String(repeating: " ", count: width - text.count) + text
+    }
+}
+
+enum Statistics {
+    static func median(_ values: [Double]) -> Double {
+        let sorted = values.sorted()
+        guard !sorted.isEmpty else { return 0 }
+        let middle = sorted.count / 2
+        return sorted.count % 2 == 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2
+    }
+}
+
+// MARK: - Text-feature cache from the model options
+
+extension ModelOptions {
+    /// The text-feature cache for the loaded text model, keyed by its SHA-256 from the model
+    /// store's manifest; nil (with a warning) when the checksum cannot be had.
+    func textFeatureCache(for networks: ActionCLIPNetworks) -> TextFeatureCache? {
+        do {
+            return try textFeatureCacheOrThrow(for: networks, directory: TextFeatureCache.defaultDirectory())
+        } catch {
+            Diagnostics.warn("text-feature cache disabled: \(error)")
+            return nil
+        }
+    }
+
+    func textFeatureCacheOrThrow(for networks: ActionCLIPNetworks, directory: String) throws -> TextFeatureCache {
+        let fileName = (networks.textPath as NSString).lastPathComponent
+        let checksum = try store().checksum(of: fileName)
+        return try TextFeatureCache(directory: directory, modelSHA256: checksum)
+    }
+}
+
+// MARK: - Kernel benchmarks
+
+/// GEMM shapes of the three networks against the measured sgemm peak, and the SIMD kernels
+/// against their reference (Double, scalar) versions.
+struct KernelBench {
+    let runs: Int
+    let warmup: Int
+    /// Tokens of the true-length text run (its GEMM M).
+    let textTokens: Int
+
+    struct Result {
+        let name: String
+        let milliseconds: Double
+        /// GEMM: GFLOP/s and fraction of peak. SIMD: speed-up over the reference and max error.
+        let rate: Double?
+        let ofPeak: Double?
+        let referenceMilliseconds: Double?
+        let maximumError: Double?
+
+        var json: JSONValue {
+            var members: [(String, JSONValue)] = [("name", .string(name)), ("median_ms", .number(milliseconds))]
+            if let rate { members.append(("gflops", .number(rate))) }
+            if let ofPeak { members.append(("of_peak", .number(ofPeak))) }
+            if let referenceMilliseconds { members.append(("reference_ms", .number(referenceMilliseconds))) }
+            if let maximumError { members.append(("max_abs_error", .number(maximumError))) }
+            return .object(members)
+        }
+    }
+
+    func time(_ count: Int? = nil, _ body: () throws -> Void) rethrows -> Double {
+        for _ in 0..<warmup { try body() }
+        let clock = ContinuousClock()
+        var times: [Double] = []
+        for _ in 0..<(count ?? runs) {
+            let start = clock.now
+            try body()
+            times.append((clock.now - start).seconds * 1000)
+        }
+        return Statistics.median(times)
+    }
+
+    func gemm(m: Int, k: Int, n: Int, random: inout SplitMix64) throws -> Double {
+        let a = random.floats(m * k)
+        let b = random.floats(k * n)
+        var c = [Float](repeating: 0, count: m * n)
+        return try a.withUnsafeBufferPointer { aBuffer in
+            try b.withUnsafeBufferPointer { bBuffer in
+                try c.withUnsafeMutableBufferPointer { cBuffer in
+                    guard let aPointer = aBuffer.baseAddress, let bPointer = bBuffer.baseAddress,
+                          let cPointer = cBuffer.baseAddress else { return 0 }
+                    return try time {
+                        try BLAS.sgemm(transposeA: false, transposeB: false, m: m, n: n, k: k, alpha: 1, a: aPointer, lda: k,
+                                       b: bPointer, ldb: n, beta: 0, c: cPointer, ldc: n)
+                    }
+                }
+            }
+        }
+    }
+
+    func run() throws -> [Result] {
+        var random = SplitMix64(seed: 77)
+        var results: [Result] = []
+        let peakMilliseconds = try gemm(m: 2048, k: 2048, n: 2048, random: &random)
+        let peak = 2 * pow(2048.0, 3) / (peakMilliseconds / 1000) / 1e9
+        results.append(Result(name: "sgemm peak 2048x2048x2048", milliseconds: peakMilliseconds, rate: peak, ofPeak: 1,
+                              referenceMilliseconds: nil, maximumError: nil))
+        let text = max(1, textTokens)
+        let shapes: [(String, Int, Int, Int)] = [
+            ("image qkv", 400, 768, 2304), ("image out", 400, 768, 768), ("image fc", 400, 768, 3072),
+            ("image proj", 400, 3072, 768), ("image patch conv", 392, 3072, 768),
+            ("text qkv (77)", 12320, 512, 1536), ("text out (77)", 12320, 512, 512),
+            ("text fc (77)", 12320, 512, 2048), ("text proj (77)", 12320, 2048, 512),
+            ("text qkv (true)", text, 512, 1536), ("text out (true)", text, 512, 512),
+            ("text fc (true)", text, 512, 2048), ("text proj (true)", text, 2048, 512),
+            ("fusion qkv", 8, 512, 1536), ("fusion fc", 8, 512, 2048), ("fusion proj", 8, 2048, 512),
+        ]
+        for (name, m, k, n) in shapes {
+            let milliseconds = try gemm(m: m, k: k, n: n, random: &random)
+            let rate = 2 * Double(m) * Double(k) * Double(n) / (milliseconds / 1000) / 1e9
+            results.append(Result(name: "\(name) \(m)x\(k)x\(n)", milliseconds: milliseconds, rate: rate, ofPeak: rate / peak,
+                                  referenceMilliseconds: nil, maximumError: nil))
+        }
+
+        // SIMD kernels against their references, on attention- and MLP-sized data.
+        let softmaxRows = 8 * 8 * 77, softmaxColumns = 77
+        let scores = try Tensor(random.floats(softmaxRows * softmaxColumns, -8, 8), shape: [softmaxRows, softmaxColumns])
+        var fastSoftmax = scores
+        let softmaxTime = try time { fastSoftmax = try softmax(scores, axis: 1) }
+        var referenceSoftmax: [Float] = []
+        let softmaxReference = time(1) {
+            referenceSoftmax = ReferenceKernels.softmaxRows(Array(scores.floats), rows: softmaxRows, columns: softmaxColumns)
+        }
+        results.append(simd("softmax [\(softmaxRows), 77]", softmaxTime, softmaxReference, fastSoftmax, referenceSoftmax))
+
+        let normRows = 1232, normColumns = 512
+        let hidden = try Tensor(random.floats(normRows * normColumns, -3, 3), shape: [normRows, normColumns])
+        let gamma = try Tensor(random.floats(normColumns, 0.5, 1.5), shape: [normColumns])
+        let beta = try Tensor(random.floats(normColumns, -0.1, 0.1), shape: [normColumns])
+        var fastNorm = hidden
+        let normTime = try time { fastNorm = try layerNorm(hidden, gamma: gamma, beta: beta, epsilon: 1e-5) }
+        var referenceNorm: [Float] = []
+        let normReference = time(1) {
+            referenceNorm = ReferenceKernels.layerNorm(Array(hidden.floats), rows: normRows, columns: normColumns,
+                                                       gamma: Array(gamma.floats), beta: Array(beta.floats), epsilon: 1e-5)
+        }
+        results.append(simd("LayerNorm [\(normRows), 512]", normTime, normReference, fastNorm, referenceNorm))
+
+        let activations = try Tensor(random.floats(400 * 3072, -6, 6), shape: [400, 3072])
+        var fastGELU = activations
+        let geluTime = try time { fastGELU = try quickGELU(activations) }
+        var referenceGELU: [Float] = []
+        let geluReference = time(1) { referenceGELU = ReferenceKernels.quickGELU(Array(activations.floats)) }
+        results.append(simd("QuickGELU [400, 3072]", geluTime, geluReference, fastGELU, referenceGELU))
+
+        let exponents = try Tensor(random.floats(1 << 20, -20, 20), shape: [1 << 20])
+        var fastExp = exponents
+        let expTime = try time { fastExp = try unary(.exp, exponents) }
+        var referenceExp: [Float] = []
+        let expReference = time(1) { referenceExp = ReferenceKernels.unary(.exp, Array(exponents.floats)) }
+        results.append(simd("exp [1048576] (relative error)", expTime, expReference, fastExp, referenceExp, relative: true))
+        return results
+    }
+
+    func simd(_ name: String, _ fast: Double, _ reference: Double, _ output: Tensor, _ expected: [Float],
+              relative: Bool = false) -> Result {
+        var worst = 0.0
+        for (x, y) in zip(output.floats, expected) {
+            let difference = abs(Double(x) - Double(y))
+            worst = max(worst, relative ? difference / max(abs(Double(y)), 1e-30) : difference)
+        }
+        return Result(name: name, milliseconds: fast, rate: nil, ofPeak: nil, referenceMilliseconds: reference, maximumError: worst)
+    }
+
+    static func report(_ results: [Result]) -> String {
+        var text = "kernels (median ms; GEMM: GFLOP/s and share of the measured sgemm peak; SIMD: speed-up over the Double reference)\n"
+        for result in results {
+            if let rate = result.rate, let share = result.ofPeak {
+                text += "  " + Padding.left(result.name, 40)
+                    + String(format: " %9.3f ms %8.1f GFLOP/s %5.0f%%\n", result.milliseconds, rate, share * 100)
+            } else if let reference = result.referenceMilliseconds {
+                text += "  " + Padding.left(result.name, 40)
+                    + String(format: " %9.3f ms  reference %9.3f ms  x%.1f  max error %.2g\n", result.milliseconds,
+                             reference, reference / max(result.milliseconds, 1e-9), result.maximumError ?? 0)
+            }
+        }
+        return text
+    }
+}

@@ -1,0 +1,244 @@
+import Foundation
+import ONNXLoader
+import Tensor
+
+/// CLIP's text network with true-length encoding.
+///
+/// Token rows are `SOT, ids, EOT, 0...` padded to 77, and real prompts use 7–12 tokens. When the
+/// loaded graph passes `TextLengthSpecialization.analyze`, rows are grouped by the length they
+/// need (their ArgMax position + 1, the graph's own EOT rule), each group runs through a graph
+/// specialized to its length, and the features are put back in row order. Otherwise every row
+/// runs through the full 77-token graph. Both give the same features (≤ 1e-5 relative; only the
+/// GEMM blocking differs).
+///
+/// Switches: `ACTION_CLIP_DISABLE_REWRITES=textlength` or `ACTION_CLIP_FUSE=0` (see
+/// `RewriteOptions`) force the full-length path.
+public final class TextEncoder: @unchecked Sendable {
+    public struct Failure: Error, CustomStringConvertible {
+        public let description: String
+    }
+
+    /// Rows that run together at one token length.
+    public struct Bucket: Sendable, Equatable {
+        /// Tokens per row in this run (the longest need among `rows`).
+        public let length: Int
+        /// Row indices into the caller's token matrix, ascending.
+        public let rows: [Int]
+    }
+
+    public let model: ONNXModel
+    /// The graph as exported (77 tokens), compiled with the same rewrites.
+    public let fullProgram: GraphProgram
+    /// Nil when the graph did not pass the checks or the switch is off; see `fallbackReason`.
+    public let specialization: TextLengthSpecialization?
+    /// Why the full-length path is used, nil when true-length encoding is active.
+    public let fallbackReason: String?
+    public let options: RewriteOptions
+    /// Upper bound on the runs per call: each run has a fixed cost (one pass over ~1100 nodes).
+    public let maximumBuckets: Int
+    /// The fixed cost of one extra run, in token-rows of work (measured: one run of the full-size
+    /// graph costs about as much as 8 more token positions across a bucket).
+    public let runCostInTokens: Int
+
+    private let lock = NSLock()
+    private var programs: [Int: GraphProgram] = [:]
+
+    /// Compiles the full graph and, when the checks pass, prepares the specialization.
+    public init(model: ONNXModel, options: RewriteOptions = .fromEnvironment(),
+                maximumBuckets: Int = 6, runCostInTokens: Int = 8) throws {
+        self.model = model
+        self.options = options
+        self.maximumBuckets = max(1, maximumBuckets)
+        self.runCostInTokens = max(0, runCostInTokens)
+        self.fullProgram = try GraphProgram(model: model, options: options)
+        let switchedOn = options.enabled && !options.disabled.contains(TextLengthSpecialization.rewriteName)
+        if !switchedOn {
+            specialization = nil
+            fallbackReason = "true-length text encoding is switched off"
+        } else {
+            switch TextLengthSpecialization.analyze(model.graph) {
+            case .specializable(let found):
+                specialization = found
+                fallbackReason = nil
+            case .fallback(let reason):
+                specialization = nil
+                fallbackReason = reason
+            }
+        }
+        guard fullProgram.inputs.count == 1, fullProgram.outputs.count == 1 else {
+            throw Failure(description: "text model has \(fullProgram.inputs.count) inputs and \(fullProgram.outputs.count) outputs; expected one of each")
+        }
+    }
+
+    /// Whether rows run at their true length.
+    public var usesTrueLength: Bool { specialization != nil }
+
+    /// The compiled graph for `length` tokens (77: the full graph). Compiled once per length.
+    public func program(length: Int) throws -> GraphProgram {
+        let context = TextLengthSpecialization.contextLength
+        guard let specialization, length != context else { return fullProgram }
+        lock.lock()
+        defer { lock.unlock() }
+        if let cached = programs[length] { return cached }
+        var specialized = model
+        specialized.graph = try specialization.graph(length: length)
+        let program = try GraphProgram(model: specialized, options: options)
+        programs[length] = program
+        return program
+    }
+
+    /// Text features: [rows, 77] int64 → [rows, D]. True length when possible.
+    /// At most `chunkRows` 77-token rows' worth of tokens run at once, to bound activations.
+    public func encode(_ tokens: Tensor, chunkRows: Int = 256) throws -> Tensor {
+        try checkTokens(tokens)
+        let rows = tokens.shape[0]
+        guard specialization != nil, tokens.shape[1] == TextLengthSpecialization.contextLength, rows > 0 else {
+            return try encodeFullLength(tokens, chunkRows: chunkRows)
+        }
+        let buckets = plan(tokens)
+        var pieces: [(rows: [Int], features: Tensor)] = []
+        for bucket in buckets {
+            let program = try program(length: bucket.length)
+            let perRun = max(1, chunkRows * TextLengthSpecialization.contextLength / bucket.length)
+            var start = 0
+            while start < bucket.rows.count {
+                let rowSet = Array(bucket.rows[start..<min(start + perRun, bucket.rows.count)])
+                let input = try Self.gatherRows(tokens, rows: rowSet, length: bucket.length)
+                pieces.append((rowSet, try Self.runSingle(program, input)))
+                start += rowSet.count
+            }
+        }
+        return try Self.scatter(pieces, rowCount: rows)
+    }
+
+    /// Text features from the full 77-token graph, in chunks of at most `chunkRows` rows.
+    public func encodeFullLength(_ tokens: Tensor, chunkRows: Int = 256) throws -> Tensor {
+        try checkTokens(tokens)
+        let rows = tokens.shape[0]
+        if rows <= chunkRows { return try Self.runSingle(fullProgram, tokens) }
+        var pieces: [Tensor] = []
+        var start = 0
+        while start < rows {
+            let count = min(chunkRows, rows - start)
+            pieces.append(try Self.runSingle(fullProgram, Self.gatherRows(tokens, rows: Array(start..<start + count), length: tokens.shape[1])))
+            start += count
+        }
+        return try Movement.concat(pieces, axis: 0)
+    }
+
+    /// The runs `encode` makes for `tokens` (empty when the full-length path is used).
+    public func plan(_ tokens: Tensor) -> [Bucket] {
+        guard specialization != nil, tokens.rank == 2, tokens.dataType == .int64,
+              tokens.shape[1] == TextLengthSpecialization.contextLength else { return [] }
+        return Self.plan(neededLengths: Self.neededLengths(tokens), maximumBuckets: maximumBuckets,
+                         runCostInTokens: runCostInTokens)
+    }
+
+    /// Tokens each row needs: the first position of its largest id (the graph's ArgMax rule,
+    /// which finds EOT = 49407, the largest id) plus one.
+    public static func neededLengths(_ tokens: Tensor) -> [Int] {
+        let width = tokens.shape[1]
+        let values = tokens.int64s
+        return (0..<tokens.shape[0]).map { row in
+            var best = 0
+            for column in 1..<max(1, width) where values[row * width + column] > values[row * width + best] {
+                best = column
+            }
+            return best + 1
+        }
+    }
+
+    /// Groups rows by needed length so that the total work, Σ rows·length plus `runCostInTokens`
+    /// per run, is smallest with at most `maximumBuckets` runs. Each run's length is the largest
+    /// need in it. Exact dynamic programming over the distinct lengths (at most 77).
+    public static func plan(neededLengths: [Int], maximumBuckets: Int, runCostInTokens: Int) -> [Bucket] {
+        guard !neededLengths.isEmpty else { return [] }
+        let distinct = Array(Set(neededLengths)).sorted()
+        var countOf: [Int: Int] = [:]
+        for length in neededLengths { countOf[length, default: 0] += 1 }
+        let counts = distinct.map { countOf[$0] ?? 0 }
+        let n = distinct.count
+        let limit = max(1, min(maximumBuckets, n))
+        // prefix[i] = rows with the first i distinct lengths.
+        var prefix = [0]
+        for count in counts { prefix.append((prefix.last ?? 0) + count) }
+        // best[k][i]: cheapest cover of the first i lengths with k runs; the last run ends at i-1.
+        let infinity = Int.max / 4
+        var best = [[Int]](repeating: [Int](repeating: infinity, count: n + 1), count: limit + 1)
+        var split = [[Int]](repeating: [Int](repeating: 0, count: n + 1), count: limit + 1)
+        best[0][0] = 0
+        for k in 1...limit {
+            for i in k...n {
+                for j in (k - 1)..<i where best[k - 1][j] < infinity {
+                    let cost = best[k - 1][j] + (prefix[i] - prefix[j]) * distinct[i - 1] + runCostInTokens
+                    if cost < best[k][i] { best[k][i] = cost; split[k][i] = j }
+                }
+            }
+        }
+        var runs = 1
+        for k in 1...limit where best[k][n] < best[runs][n] { runs = k }
+        var boundaries: [(from: Int, to: Int)] = []
+        var end = n
+        var k = runs
+        while k > 0 {
+            let start = split[k][end]
+            boundaries.append((start, end))
+            end = start
+            k -= 1
+        }
+        return boundaries.reversed().map { range in
+            let lengths = Set(distinct[range.from..<range.to])
+            let rows = neededLengths.indices.filter { lengths.contains(neededLengths[$0]) }
+            return Bucket(length: distinct[range.to - 1], rows: rows)
+        }
+    }
+
+    func checkTokens(_ tokens: Tensor) throws {
+        guard tokens.rank == 2, tokens.dataType == .int64 else {
+            throw Failure(description: "text tokens must be [rows, 77] int64, got \(tokens.dataType)\(tokens.shape)")
+        }
+    }
+
+    /// Rows `rows` of `tokens`, first `length` columns: [rows.count, length].
+    static func gatherRows(_ tokens: Tensor, rows: [Int], length: Int) throws -> Tensor {
+        let width = tokens.shape[1]
+        let result = try Tensor.uninitialized(.int64, shape: [rows.count, length])
+        let source = tokens.int64s
+        let destination = result.mutableInt64s
+        for (index, row) in rows.enumerated() {
+            for column in 0..<length { destination[index * length + column] = source[row * width + column] }
+        }
+        return result
+    }
+
+    /// Puts each run's feature rows back at their original row indices.
+    static func scatter(_ pieces: [(rows: [Int], features: Tensor)], rowCount: Int) throws -> Tensor {
+        guard let first = pieces.first?.features, first.rank == 2 else {
+            throw Failure(description: "text network produced no rank-2 features")
+        }
+        let width = first.shape[1]
+        let result = try Tensor.uninitialized(.float32, shape: [rowCount, width])
+        let destination = result.mutableFloats
+        var filled = 0
+        for piece in pieces {
+            guard piece.features.shape == [piece.rows.count, width], piece.features.dataType == .float32 else {
+                throw Failure(description: "text network produced \(piece.features.dataType)\(piece.features.shape), expected [\(piece.rows.count), \(width)] float32")
+            }
+            let source = piece.features.floats
+            for (index, row) in piece.rows.enumerated() {
+                for column in 0..<width { destination[row * width + column] = source[index * width + column] }
+            }
+            filled += piece.rows.count
+        }
+        guard filled == rowCount else { throw Failure(description: "text runs covered \(filled) of \(rowCount) rows") }
+        return result
+    }
+
+    static func runSingle(_ program: GraphProgram, _ input: Tensor) throws -> Tensor {
+        let outputs = try program.run([program.inputs[0].info.name: input])
+        guard let output = outputs[program.outputs[0].info.name] else {
+            throw Failure(description: "text network produced no output")
+        }
+        return output
+    }
+}

@@ -1,0 +1,207 @@
+import Foundation
+import Testing
+import ONNXLoader
+import Tensor
+@testable import Models
+
+/// True-length text encoding: the precondition checks and equality with the 77-token run.
+@Suite struct TextLengthTests {
+    static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .deletingLastPathComponent().appendingPathComponent("Fixtures/tiny")
+
+    static func tinyTextModel() throws -> ONNXModel {
+        try ONNXLoader.load(contentsOf: fixtures.appendingPathComponent("vit-32-8f-text_clip.onnx").path)
+    }
+
+    /// Rows shaped like real prompts: SOT, k ids, EOT, zeros; `counts` gives k per row.
+    static func tokenRows(_ counts: [Int], seed: UInt64 = 5) throws -> Tensor {
+        var random = SplitMix64(seed: seed)
+        var ids: [Int64] = []
+        for count in counts {
+            var row = [Int64](repeating: 0, count: 77)
+            row[0] = 49406
+            for position in 1...count { row[position] = Int64(random.next() % 49405) + 1 }
+            row[count + 1] = 49407
+            ids += row
+        }
+        return try Tensor(ids, shape: [counts.count, 77])
+    }
+
+    static func maximumRelativeDifference(_ a: Tensor, _ b: Tensor) -> Double {
+        let (first, second) = ((try? a.toArray(Float.self)) ?? [], (try? b.toArray(Float.self)) ?? [.nan])
+        guard first.count == second.count else { return .infinity }
+        var worst = 0.0
+        let scale = max(1e-30, second.map { abs(Double($0)) }.max() ?? 0)
+        for (x, y) in zip(first, second) { worst = max(worst, abs(Double(x) - Double(y)) / scale) }
+        return worst
+    }
+
+    @Test func tinyGraphPassesEveryCheck() throws {
+        let analysis = TextLengthSpecialization.analyze(try Self.tinyTextModel().graph)
+        guard case .specializable(let specialization) = analysis else {
+            Issue.record("expected the tiny emu181 text graph to be specializable: \(analysis)")
+            return
+        }
+        #expect(specialization.maskCount == 2)
+        #expect(specialization.embeddingWidth == 64)
+        let cut = try specialization.graph(length: 12)
+        #expect(cut.inputs[0].shape?.last == .fixed(12))
+        #expect(cut.initializers.values.contains { $0.shape == [12, 64] })
+        #expect(throws: TextLengthError.self) { try specialization.graph(length: 0) }
+        #expect(throws: TextLengthError.self) { try specialization.graph(length: 78) }
+    }
+
+    @Test func trueLengthEqualsFullRunInOriginalOrder() throws {
+        let encoder = try TextEncoder(model: try Self.tinyTextModel(), options: RewriteOptions())
+        #expect(encoder.usesTrueLength)
+        // Mixed lengths, out of order, including the longest possible row (EOT at 76).
+        let tokens = try Self.tokenRows([9, 3, 40, 10, 75, 6, 9, 1, 20, 11])
+        let fast = try encoder.encode(tokens)
+        let full = try encoder.encodeFullLength(tokens)
+        #expect(fast.shape == full.shape)
+        #expect(Self.maximumRelativeDifference(fast, full) < 1e-5)
+        // The plan covers every row exactly once, at a length no shorter than it needs.
+        let needed = TextEncoder.neededLengths(tokens)
+        let buckets = encoder.plan(tokens)
+        #expect(buckets.flatMap(\.rows).sorted() == Array(0..<10))
+        #expect(buckets.count <= encoder.maximumBuckets)
+        for bucket in buckets { for row in bucket.rows { #expect(needed[row] <= bucket.length) } }
+        // Small chunks split buckets into several runs; the result must not change.
+        let chunked = try encoder.encode(tokens, chunkRows: 1)
+        #expect(Self.maximumRelativeDifference(chunked, full) < 1e-5)
+    }
+
+    @Test func matchesOnnxRuntimeDump() throws {
+        let dump = Self.fixtures.appendingPathComponent("dump-text")
+        let tokens = try NPY.read(path: dump.appendingPathComponent("inputs/text.npy").path)
+        let expected = try NPY.read(path: dump.appendingPathComponent("outputs/text_features.npy").path)
+        let encoder = try TextEncoder(model: try Self.tinyTextModel(), options: RewriteOptions())
+        let features = try encoder.encode(tokens)
+        #expect(features.shape == expected.shape)
+        #expect(Self.maximumRelativeDifference(features, expected) < 1e-5)
+    }
+
+    @Test func switchesTurnItOff() throws {
+        let model = try Self.tinyTextModel()
+        let off = try TextEncoder(model: model, options: RewriteOptions(disabled: ["textlength"]))
+        #expect(!off.usesTrueLength)
+        #expect(off.plan(try Self.tokenRows([3])).isEmpty)
+        let none = try TextEncoder(model: model, options: .none)
+        #expect(none.fallbackReason != nil)
+    }
+
+    // MARK: Fallbacks
+
+    static func reason(_ graph: ONNXGraph) -> String? {
+        if case .fallback(let reason) = TextLengthSpecialization.analyze(graph) { return reason }
+        return nil
+    }
+
+    static func maskNodeIndices(_ graph: ONNXGraph) -> [Int] {
+        graph.nodes.indices.filter { index in
+            guard graph.nodes[index].opType == "Constant", let value = try? graph.nodes[index].tensor("value") else { return false }
+            return value.shape == [1, 77, 77]
+        }
+    }
+
+    @Test func nonCausalMaskFallsBack() throws {
+        var graph = try Self.tinyTextModel().graph
+        let index = try #require(Self.maskNodeIndices(graph).last)
+        let mask = try #require(try graph.nodes[index].tensor("value")).copy()
+        mask.mutableFloats[5] = 0  // row 0 may now see position 5
+        graph.nodes[index].attributes["value"] = .tensor(mask)
+        let reason = try #require(Self.reason(graph))
+        #expect(reason.contains("not exactly causal"))
+        // A finite large negative is not -inf either: not exact, so not accepted.
+        mask.mutableFloats[5] = -1e9
+        graph.nodes[index].attributes["value"] = .tensor(mask)
+        #expect(Self.reason(graph) != nil)
+    }
+
+    @Test func maskAsInitializerIsAccepted() throws {
+        var graph = try Self.tinyTextModel().graph
+        for index in Self.maskNodeIndices(graph).reversed() {
+            let node = graph.nodes.remove(at: index)
+            graph.initializers[node.outputs[0]] = try node.tensor("value")
+            graph.initializerNames.append(node.outputs[0])
+        }
+        guard case .specializable(let specialization) = TextLengthSpecialization.analyze(graph) else {
+            Issue.record("masks stored as initializers should be accepted")
+            return
+        }
+        #expect(specialization.maskCount == 2)
+        var model = try Self.tinyTextModel()
+        model.graph = graph
+        let encoder = try TextEncoder(model: model, options: RewriteOptions())
+        let tokens = try Self.tokenRows([4, 12, 2])
+        #expect(Self.maximumRelativeDifference(try encoder.encode(tokens), try encoder.encodeFullLength(tokens)) < 1e-5)
+    }
+
+    @Test func bakedLengthOrBatchFallsBack() throws {
+        let base = try Self.tinyTextModel().graph
+        // An integer constant holding 77, as the default exporter folds `x.shape[1]`.
+        var folded = base
+        folded.nodes.insert(ONNXNode(name: "folded", opType: "Constant", domain: "", inputs: [], outputs: ["seventy_seven"],
+                                     attributes: ["value": .tensor(Tensor(scalar: Int64(77)))]), at: 0)
+        #expect(Self.reason(folded)?.contains("holds 77") == true)
+        // A sequence-sized constant that is neither the positional embedding nor a mask.
+        var extra = base
+        extra.initializers["bias77"] = try Tensor.zeros(.float32, shape: [77, 4])
+        extra.initializerNames.append("bias77")
+        #expect(Self.reason(extra)?.contains("dimension of 77") == true)
+        // A Reshape with a constant shape holding the declared batch (1): [-1, 1, 64].
+        var reshaped = base
+        let reshapeIndex = try #require(reshaped.nodes.firstIndex { $0.opType == "Reshape" })
+        reshaped.initializers["baked_shape"] = try Tensor([Int64(-1), 1, 64], shape: [3])
+        reshaped.initializerNames.append("baked_shape")
+        reshaped.nodes[reshapeIndex].inputs[1] = "baked_shape"
+        #expect(Self.reason(reshaped)?.contains("declared batch") == true)
+    }
+
+    @Test func otherReadersOfTheTokensFallBack() throws {
+        var graph = try Self.tinyTextModel().graph
+        let input = graph.inputs[0].name
+        graph.nodes.append(ONNXNode(name: "peek", opType: "Shape", domain: "", inputs: [input], outputs: ["peek_out"], attributes: [:]))
+        #expect(Self.reason(graph)?.contains("peek") == true)
+    }
+
+    @Test func outputNotTakenAtEOTFallsBack() throws {
+        // Rewire the EOT Gather's indices to a constant 0: the output no longer depends on ArgMax.
+        var graph = try Self.tinyTextModel().graph
+        graph.initializers["zero_index"] = try Tensor([Int64(0)], shape: [1])
+        graph.initializerNames.append("zero_index")
+        let flattenOutputs = Set(graph.nodes.filter { $0.opType == "Flatten" }.map { $0.outputs[0] })
+        let eot = try #require(graph.nodes.firstIndex { $0.opType == "Gather" && flattenOutputs.contains($0.inputs[0]) })
+        graph.nodes[eot].inputs[1] = "zero_index"
+        #expect(Self.reason(graph)?.contains("EOT") == true)
+    }
+
+    // MARK: Planning
+
+    @Test func planTradesPaddingAgainstRuns() {
+        // One length: one run at that length.
+        let single = TextEncoder.plan(neededLengths: [9, 9, 9], maximumBuckets: 6, runCostInTokens: 8)
+        #expect(single == [TextEncoder.Bucket(length: 9, rows: [0, 1, 2])])
+        // Two far-apart lengths with many rows: two runs.
+        let lengths = Array(repeating: 8, count: 50) + Array(repeating: 40, count: 50)
+        let two = TextEncoder.plan(neededLengths: lengths, maximumBuckets: 6, runCostInTokens: 8)
+        #expect(two.map(\.length) == [8, 40])
+        // A run cost larger than the padding saved merges them.
+        let merged = TextEncoder.plan(neededLengths: [8, 9], maximumBuckets: 6, runCostInTokens: 8)
+        #expect(merged == [TextEncoder.Bucket(length: 9, rows: [0, 1])])
+        // The bucket limit holds even when every length differs.
+        let many = TextEncoder.plan(neededLengths: Array(1...77).map { $0 }.flatMap { Array(repeating: $0, count: 20) },
+                                    maximumBuckets: 3, runCostInTokens: 0)
+        #expect(many.count == 3)
+        #expect(many.last?.length == 77)
+        #expect(TextEncoder.plan(neededLengths: [], maximumBuckets: 3, runCostInTokens: 8).isEmpty)
+    }
+
+    @Test func neededLengthFollowsArgMaxFirstIndex() throws {
+        var row = [Int64](repeating: 0, count: 77)
+        row[0] = 49406; row[1] = 320; row[2] = 49407
+        let zeros = [Int64](repeating: 0, count: 77)
+        let tokens = try Tensor(row + zeros, shape: [2, 77])
+        #expect(TextEncoder.neededLengths(tokens) == [3, 1])
+    }
+}
