@@ -524,7 +524,8 @@ def export_one(kind: str, s: Sizes, variant: str, seed: int, out_dir: str, check
     m = onnx.load(path)
     if variant == "emu181":
         finalize_emu181(m, in_name, list(x.shape), out_name, out_shape)
-        onnx.save(m, path)
+    mark_standin(m)
+    onnx.save(m, path)
     export_seconds = time.time() - t0
 
     onnx.checker.check_model(path, full_check=True)
@@ -536,6 +537,21 @@ def export_one(kind: str, s: Sizes, variant: str, seed: int, out_dir: str, check
     if check:
         info["checks"] = run_checks(kind, s, model, m, x, ref, variant, rng)
     return info
+
+
+STANDIN_KEY = "action_clip_standin"
+STANDIN_NOTE = "random weights from Reference/export_standins.py"
+
+
+def mark_standin(m) -> None:
+    """Record in metadata_props that the weights are random, so `action-clip` can warn that the
+    scores mean nothing (ModelOptions.loadNetworks looks for this key)."""
+    for prop in m.metadata_props:
+        if prop.key == STANDIN_KEY:
+            prop.value = STANDIN_NOTE
+            return
+    entry = m.metadata_props.add()
+    entry.key, entry.value = STANDIN_KEY, STANDIN_NOTE
 
 
 def finalize_emu181(m, in_name: str, in_shape: list[int], out_name: str, out_shape: list[int]) -> None:

@@ -60,17 +60,8 @@ for spec in "image_clip 8" "image_clip 16" "text_clip 1" "text_clip 5" "fusion 1
 done
 
 echo "== full-size stand-ins against ONNX Runtime =="
-for variant in emu181 default; do
-    standins="$cache/standins/full-$variant"
-    key="$(sha256sum Reference/export_standins.py | cut -c1-16)"
-    if [[ "$(cat "$standins/.key" 2>/dev/null)" != "$key" ]]; then
-        rm -rf "$standins"
-        echo "exporting full-size $variant stand-ins (cached in $standins)"
-        "$python" Reference/export_standins.py --size full --variant "$variant" --out "$standins" > "$cache/export-$variant.log" 2>&1
-        echo "$key" > "$standins/.key"
-    fi
-done
-full="$cache/standins/full-emu181"
+full="$(bash Scripts/standins.sh full emu181)"
+static="$(bash Scripts/standins.sh full default)"
 for spec in "text_clip 160" "image_clip 16" "fusion 2"; do
     set -- $spec
     out="$cache/reference/full-$1-b$2"
@@ -78,7 +69,6 @@ for spec in "text_clip 160" "image_clip 16" "fusion 2"; do
     check "full emu181 $1 batch $2" "$cli" validate "$full/vit-32-8f-$1.onnx" --reference "$out" --rtol 1e-4
 done
 # The default exporter bakes the export batch into Reshape constants, so it runs at its declared batch.
-static="$cache/standins/full-default"
 for graph in text_clip image_clip fusion; do
     out="$cache/reference/full-default-$graph"
     dump "$static/vit-32-8f-$graph.onnx" "$out" --seed 13
@@ -118,4 +108,20 @@ for spec in "image_clip 4.41e9" "text_clip 2.98e9"; do
 done
 
 echo "reference: $passed passed, $failed failed"
+
+echo "== whole pipeline: action-clip --json against Reference/action_clip_reference.py =="
+# check-pipeline.sh prints one ok/FAIL line per case and ends with "pipeline: N passed, M failed".
+set +e
+bash Scripts/check-pipeline.sh 2>&1 | tee "$cache/check-pipeline.log"
+set -e
+summary="$(grep -E "^pipeline: [0-9]+ passed, [0-9]+ failed" "$cache/check-pipeline.log" | tail -1)"
+if [[ -n "$summary" ]]; then
+    read -r pipeline_passed pipeline_failed < <(sed -E 's/^pipeline: ([0-9]+) passed, ([0-9]+) failed.*/\1 \2/' <<< "$summary")
+else
+    pipeline_passed=0; pipeline_failed=1  # the script died before its summary
+fi
+passed=$((passed + pipeline_passed))
+failed=$((failed + pipeline_failed))
+
+echo "total: $passed passed, $failed failed"
 [[ $failed -eq 0 ]]
