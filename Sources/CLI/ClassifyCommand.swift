@@ -49,9 +49,10 @@ struct ModelOptions: ParsableArguments {
              fusion: try store.resolve(ActionCLIPNetworks.FileName.fusion))
         }
         let networks = try userFacing { try ActionCLIPNetworks(imagePath: paths.image, textPath: paths.text, fusionPath: paths.fusion) }
-        for program in [networks.image, networks.text, networks.fusion] {
+        let loaded = [(networks.imagePath, networks.image), (networks.textPath, networks.text), (networks.fusionPath, networks.fusion)]
+        for (path, program) in loaded {
             if let note = program.model.metadata["action_clip_standin"] {
-                Diagnostics.warn("\((program.model.graph.name)) model is a stand-in (\(note)): its weights are random, so the scores mean nothing")
+                Diagnostics.warn("\((path as NSString).lastPathComponent) is a stand-in model (\(note)): its weights are random, so the scores mean nothing")
             }
         }
         return networks
@@ -127,7 +128,7 @@ struct ClassifyCommand: ParsableCommand {
             try classifier.classify(videos: videos, labels: labels, sampling: samplingChoice, channelOrder: bgr ? .bgr : .rgb)
         }
         for video in report.videos {
-            for warning in video.warnings { Diagnostics.warn("\(video.path): \(warning)") }
+            for warning in video.warnings { Diagnostics.warn(warning) }
         }
         if let seed = report.videos.first?.seed, self.seed == nil {
             Diagnostics.note("frames sampled with seed \(seed) (repeat with --seed \(seed))")

@@ -72,7 +72,7 @@ struct PreprocessCommand: ParsableCommand {
         let prepared = try userFacing {
             try VideoPreprocessor().prepare(path: video, sampling: frameSampling, channelOrder: bgr ? .bgr : .rgb)
         }
-        for warning in prepared.warnings { Diagnostics.warn("\(video): \(warning)") }
+        for warning in prepared.warnings { Diagnostics.warn(warning) }
         if let drawn, seed == nil { Diagnostics.note("frames sampled with seed \(drawn) (repeat with --seed \(drawn))") }
         try userFacing { try NPY.write(prepared.input, to: output) }
         print("frame_ids = \(prepared.frameIndices.map(String.init).joined(separator: " ")) (of \(prepared.frameCount) frames)")
