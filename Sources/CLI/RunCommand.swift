@@ -26,10 +26,14 @@ struct RunCommand: ParsableCommand {
     @Flag(name: .customLong("all-nodes"), help: "Also write every intermediate node output.")
     var allNodes = false
 
+    @Option(help: "Run the graph this many times (timing); outputs of the last run are written.")
+    var `repeat`: Int = 1
+
     func validate() throws {
         for input in inputs where !input.contains("=") {
             throw ValidationError("--input takes NAME=FILE.npy, got '\(input)'")
         }
+        guard `repeat` >= 1 else { throw ValidationError("--repeat must be at least 1") }
     }
 
     func run() throws {
@@ -40,7 +44,9 @@ struct RunCommand: ParsableCommand {
             let file = String(input[input.index(after: separator)...])
             feeds[name] = try userFacing { try NPY.read(path: file) }
         }
-        let program = try userFacing { try GraphProgram(model: try ONNXLoader.load(contentsOf: model)) }
+        // Every node output only exists when nothing is fused away.
+        let options: RewriteOptions = allNodes ? .none : .fromEnvironment()
+        let program = try userFacing { try GraphProgram(model: try ONNXLoader.load(contentsOf: model), options: options) }
         try userFacing {
             try FileManager.default.createDirectory(atPath: outputDirectory, withIntermediateDirectories: true)
         }
@@ -54,9 +60,18 @@ struct RunCommand: ParsableCommand {
             }
         } : nil
         let clock = ContinuousClock()
-        let start = clock.now
-        let outputs = try userFacing { try program.run(feeds, observer: observer) }
-        let elapsed = (clock.now - start).seconds
+        var times: [Double] = []
+        var outputs: [String: Tensor] = [:]
+        for _ in 0..<`repeat` {
+            let start = clock.now
+            outputs = try userFacing { try program.run(feeds, observer: observer) }
+            times.append((clock.now - start).seconds)
+        }
+        let elapsed = times.sorted()[times.count / 2]
+        if times.count > 1 {
+            print("run times (s): " + times.map { String(format: "%.4f", $0) }.joined(separator: " ")
+                  + String(format: "; median %.4f", elapsed))
+        }
         // Outputs not yet written: all of them without --all-nodes, and with it only outputs that
         // are not produced by a node (a graph input or initializer passed straight through).
         for (info, _) in program.outputs where !written.contains(info.name) {

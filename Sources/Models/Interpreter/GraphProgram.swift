@@ -84,7 +84,7 @@ public final class GraphProgram: Sendable {
         for index in order {
             let node = graph.nodes[index]
             // checkOperatorsSupported has already rejected unknown op types.
-            guard let kind = OpKind(rawValue: node.opType) else { continue }
+            guard let kind = OpKind(node: node) else { continue }
             let operation: any Operator
             do {
                 operation = try OperatorFactory.make(kind, node: node, opset: Int(opset))
@@ -146,8 +146,7 @@ public final class GraphProgram: Sendable {
         var missing: [String: (domain: String, opType: String, count: Int)] = [:]
         var order: [String] = []
         for node in nodes {
-            let standardDomain = node.domain.isEmpty || node.domain == "ai.onnx"
-            if standardDomain, OpKind(rawValue: node.opType) != nil { continue }
+            if OpKind(node: node) != nil { continue }
             let key = node.domain + "\u{0}" + node.opType
             if let entry = missing[key] {
                 missing[key] = (entry.domain, entry.opType, entry.count + 1)

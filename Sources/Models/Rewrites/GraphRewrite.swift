@@ -43,8 +43,11 @@ public struct RewriteOptions: Sendable, Equatable {
 
 /// Runs the standard rewrites in order.
 public enum RewritePipeline {
-    /// The rules applied by default, in the order they run.
-    public static let standard: [any GraphRewrite] = []
+    /// The rules applied by default, in the order they run. Attention goes first (it consumes the
+    /// projection MatMul+Add pairs), QuickGELU before matmul-bias (which absorbs it).
+    public static let standard: [any GraphRewrite] = [
+        AttentionRewrite(), LayerNormRewrite(), QuickGELURewrite(), MatMulBiasRewrite(),
+    ]
 
     /// The graph after every allowed rewrite, and how many places each one changed.
     public static func rewrite(_ model: ONNXModel, options: RewriteOptions,
