@@ -34,9 +34,22 @@ extension GraphProgram {
             slots[slot] = tensor
         }
 
+        // Shape caching is bypassed while an observer watches: it must see every node run.
+        let cache = observer == nil ? shapeCache : nil
+        let signature = cache.map { _ in ShapeCache.signature(feeds, inputs: inputs) }
+        var cached: [(slot: Int, tensor: Tensor)]? = nil
+        if let cache, let signature { cached = cache.lookup(signature) }
+        if let cached { for (slot, tensor) in cached { slots[slot] = tensor } }
+        var collected: [(slot: Int, tensor: Tensor)] = []
+
         let profile = ExecutionProfile.current
         let clock = ContinuousClock()
         for (stepIndex, step) in steps.enumerated() {
+            if let cache, cache.shapeOnlySteps[stepIndex], cached != nil {
+                // Skipped, but its releases still happen here (a Shape node may be the last reader of an activation).
+                for slot in step.releaseAfter { slots[slot] = nil }
+                continue
+            }
             let arguments = step.inputSlots.map { slot in slot.flatMap { slots[$0] } }
             for (position, slot) in step.inputSlots.enumerated() where slot != nil && arguments[position] == nil {
                 // A released or never-produced value: a liveness bug, reported rather than trapped on.
@@ -57,7 +70,10 @@ extension GraphProgram {
                 throw .outputCountMismatch(node: step.node.displayName, expected: step.outputSlots.count, actual: results.count)
             }
             for (position, slot) in step.outputSlots.enumerated() {
-                if let slot, position < results.count { slots[slot] = results[position] }
+                if let slot, position < results.count {
+                    slots[slot] = results[position]
+                    if let cache, cached == nil, cache.boundarySlots.contains(slot) { collected.append((slot, results[position])) }
+                }
             }
             profile?.record(step: step, inputs: arguments, outputs: results, seconds: seconds)
             if let observer {
@@ -72,6 +88,7 @@ extension GraphProgram {
             for slot in step.releaseAfter { slots[slot] = nil }
         }
         profile?.finishRun()
+        if let cache, let signature, cached == nil { cache.store(signature, collected) }
 
         var results: [String: Tensor] = [:]
         for (info, slot) in outputs {

@@ -36,13 +36,17 @@ public final class GraphProgram: Sendable {
     public let inputs: [(info: ValueInfo, slot: Int)]
     public let outputs: [(info: ValueInfo, slot: Int)]
     let initializerSlots: [(slot: Int, tensor: Tensor)]
+    /// The shape-only slice and its per-signature values, when shape caching is on.
+    let shapeCache: ShapeCache?
 
     public convenience init(model: ONNXModel) throws(GraphError) {
         try self.init(model: model, graph: model.graph)
     }
 
     /// Compiles `graph` (which may be a rewritten form of `model.graph`) for execution.
-    public init(model: ONNXModel, graph: ONNXGraph) throws(GraphError) {
+    /// With `shapeCaching`, nodes whose values depend only on the input shapes run once per
+    /// distinct input-shape signature (see `ShapeCache`); without it every node runs every time.
+    public init(model: ONNXModel, graph: ONNXGraph, shapeCaching: Bool = false) throws(GraphError) {
         let opset = model.defaultOpset
         guard Self.supportedOpsets.contains(opset) else {
             throw .unsupportedOpset(opset, supported: Self.supportedOpsets)
@@ -139,6 +143,10 @@ public final class GraphProgram: Sendable {
         self.inputs = inputList
         self.outputs = outputList
         self.initializerSlots = initializerList
+        self.shapeCache = shapeCaching
+            ? ShapeCache.analyse(steps: steps, slotCount: names.count, initializerSlots: initializerList.map(\.slot),
+                                 outputSlots: outputList.map(\.slot))
+            : nil
     }
 
     /// Rejects the graph if any op type is missing, listing all of them.

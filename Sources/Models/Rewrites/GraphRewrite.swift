@@ -62,9 +62,10 @@ public enum RewritePipeline {
 }
 
 extension GraphProgram {
-    /// Rewrites `model` as `options` allow, then compiles it.
+    /// Rewrites `model` as `options` allow, then compiles it, with shape caching when the
+    /// `shapecache` switch is on (see `ShapeCache`).
     public convenience init(model: ONNXModel, options: RewriteOptions) throws {
         let rewritten = try RewritePipeline.rewrite(model, options: options).graph
-        try self.init(model: model, graph: rewritten)
+        try self.init(model: model, graph: rewritten, shapeCaching: options.allows(name: "shapecache"))
     }
 }
