@@ -4,7 +4,7 @@ import Testing
 /// Fast fused kernels (linear with epilogue, self-attention) against the Double references,
 /// on odd shapes (rows 50, 77, 8; K 768; lengths not multiples of 16).
 @Suite struct FusedKernelTests {
-    @Test(arguments: [(50, 768, 40), (77, 37, 53), (8, 19, 3)])
+    @Test(arguments: [(50, 768, 40), (77, 37, 53), (8, 19, 3), (8, 512, 100), (16, 33, 64)])
     func linearMatchesReference(rows: Int, k: Int, n: Int) throws {
         var generator = SplitMix64(seed: UInt64(rows * 1000 + k))
         let x = try randomTensor([rows, k], &generator)
