@@ -39,10 +39,14 @@ struct RunCommand: ParsableCommand {
     @Flag(help: "Apply the rewrite stage (fused kernels) before running.")
     var fused = false
 
+    @Option(help: "Run the graph this many times and print each run time and the median; outputs of the last run are written.")
+    var `repeat`: Int = 1
+
     func validate() throws {
         for input in inputs where !input.contains("=") {
             throw ValidationError("--input takes NAME=FILE.npy, got '\(input)'")
         }
+        guard `repeat` >= 1 else { throw ValidationError("--repeat must be at least 1") }
     }
 
     func run() throws {
@@ -83,19 +87,27 @@ struct RunCommand: ParsableCommand {
             if stopping { throw GraphError.stopped(after: event.step.node.displayName) }
         } : nil
         let clock = ContinuousClock()
-        let start = clock.now
-        let outputs: [String: Tensor]
-        do {
-            outputs = try program.run(feeds, observer: observer)
-        } catch GraphError.stopped(let node) {
-            let elapsed = (clock.now - start).seconds
-            print(String(format: "stopped after %@ in %.3f s; wrote:", node, elapsed))
-            for path in stopFiles { print("  \(path)") }
-            return
-        } catch {
-            throw CLIError(String(describing: error))
+        var times: [Double] = []
+        var outputs: [String: Tensor] = [:]
+        for _ in 0..<`repeat` {
+            let start = clock.now
+            do {
+                outputs = try program.run(feeds, observer: observer)
+            } catch GraphError.stopped(let node) {
+                let elapsed = (clock.now - start).seconds
+                print(String(format: "stopped after %@ in %.3f s; wrote:", node, elapsed))
+                for path in stopFiles { print("  \(path)") }
+                return
+            } catch {
+                throw CLIError(String(describing: error))
+            }
+            times.append((clock.now - start).seconds)
         }
-        let elapsed = (clock.now - start).seconds
+        let elapsed = times.sorted()[times.count / 2]
+        if times.count > 1 {
+            print("run times (s): " + times.map { String(format: "%.4f", $0) }.joined(separator: " ")
+                  + String(format: "; median %.4f", elapsed))
+        }
         // Outputs not yet written: all of them without --all-nodes, and with it only outputs that
         // are not produced by a node (a graph input or initializer passed straight through).
         for (info, _) in program.outputs where !written.contains(info.name) {

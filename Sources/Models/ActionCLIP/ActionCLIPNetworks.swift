@@ -43,7 +43,7 @@ public final class ActionCLIPNetworks: Sendable {
                 throw Failure(description: "\(role) model: \(error)")
             }
             let program: GraphProgram
-            do { program = try GraphProgram(model: model) } catch {
+            do { program = try GraphProgram(model: model, options: .fromEnvironment()) } catch {
                 throw Failure(description: "\(role) model \(path): \(error)")
             }
             guard program.inputs.count == 1, program.outputs.count == 1 else {

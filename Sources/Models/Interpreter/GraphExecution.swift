@@ -34,12 +34,21 @@ extension GraphProgram {
             slots[slot] = tensor
         }
 
+        // Shape caching is bypassed while an observer watches: it must see every node run.
+        let cache = observer == nil ? shapeCache : nil
+        let cacheSignature = cache.map { _ in ShapeCache.signature(feeds, inputs: inputs) }
+        var cached: [(slot: Int, tensor: Tensor)]? = nil
+        if let cache, let cacheSignature { cached = cache.lookup(cacheSignature) }
+        if let cached { for (slot, tensor) in cached { slots[slot] = tensor } }
+
         let signature = inputs.map { "\($0.info.name):\(slots[$0.slot]?.dataType.rawValue ?? 0)\(slots[$0.slot]?.shape ?? [])" }.joined(separator: ";")
         let allocator = activationArena.begin(signature: signature)
         defer { activationArena.end(allocator) }
+        var collected: [(slot: Int, tensor: Tensor)] = []
         do {
             try TensorAllocation.$current.withValue(allocator) {
-                try executeSteps(&slots, observer: observer, allocator: allocator)
+                collected = try executeSteps(&slots, observer: observer, allocator: allocator,
+                                             cache: cache, skipShapeSteps: cached != nil)
             }
         } catch let error as GraphError {
             throw error
@@ -47,6 +56,7 @@ extension GraphProgram {
             throw .nodeFailed(node: "graph", message: String(describing: error))
         }
         ExecutionProfile.current?.finishRun()
+        if let cache, let cacheSignature, cached == nil { cache.store(cacheSignature, collected) }
 
         var results: [String: Tensor] = [:]
         for (info, slot) in outputs {
@@ -58,11 +68,20 @@ extension GraphProgram {
         return results
     }
 
-    /// Runs every step in order on `slots`, releasing values after their last reader.
-    private func executeSteps(_ slots: inout [Tensor?], observer: NodeObserver?, allocator: RunAllocator?) throws(GraphError) {
+    /// Runs every step in order on `slots`, releasing values after their last reader. With a shape
+    /// cache, shape-only steps are skipped when `skipShapeSteps` (their values were restored from
+    /// the cache), and otherwise the values at the cache's boundary are returned for storing.
+    private func executeSteps(_ slots: inout [Tensor?], observer: NodeObserver?, allocator: RunAllocator?,
+                              cache: ShapeCache?, skipShapeSteps: Bool) throws(GraphError) -> [(slot: Int, tensor: Tensor)] {
+        var collected: [(slot: Int, tensor: Tensor)] = []
         let profile = ExecutionProfile.current
         let clock = ContinuousClock()
         for (stepIndex, step) in steps.enumerated() {
+            if let cache, skipShapeSteps, cache.shapeOnlySteps[stepIndex] {
+                // Skipped, but its releases still happen here (a Shape node may be the last reader of an activation).
+                for slot in step.releaseAfter { slots[slot] = nil }
+                continue
+            }
             allocator?.beginStep(stepIndex)
             let arguments = step.inputSlots.map { slot in slot.flatMap { slots[$0] } }
             for (position, slot) in step.inputSlots.enumerated() where slot != nil && arguments[position] == nil {
@@ -84,7 +103,10 @@ extension GraphProgram {
                 throw .outputCountMismatch(node: step.node.displayName, expected: step.outputSlots.count, actual: results.count)
             }
             for (position, slot) in step.outputSlots.enumerated() {
-                if let slot, position < results.count { slots[slot] = results[position] }
+                if let slot, position < results.count {
+                    slots[slot] = results[position]
+                    if let cache, !skipShapeSteps, cache.boundarySlots.contains(slot) { collected.append((slot, results[position])) }
+                }
             }
             profile?.record(step: step, inputs: arguments, outputs: results, seconds: seconds)
             if let observer {
@@ -98,6 +120,7 @@ extension GraphProgram {
             }
             for slot in step.releaseAfter { slots[slot] = nil }
         }
+        return collected
     }
 
     static func checkFeed(_ tensor: Tensor, against info: ValueInfo) throws(GraphError) {

@@ -38,6 +38,8 @@ public final class GraphProgram: Sendable {
     let initializerSlots: [(slot: Int, tensor: Tensor)]
     /// Activation memory reused across runs with the same input shapes.
     let activationArena = ActivationArena()
+    /// The shape-only slice and its per-signature values, when shape caching is on.
+    let shapeCache: ShapeCache?
 
     /// Compiles `model.graph` exactly as exported (no rewrites).
     public convenience init(model: ONNXModel) throws(GraphError) {
@@ -45,7 +47,9 @@ public final class GraphProgram: Sendable {
     }
 
     /// Compiles `graph` (which may be a rewritten form of `model.graph`) for execution.
-    public init(model: ONNXModel, graph: ONNXGraph) throws(GraphError) {
+    /// With `shapeCaching`, nodes whose values depend only on the input shapes run once per
+    /// distinct input-shape signature (see `ShapeCache`); without it every node runs every time.
+    public init(model: ONNXModel, graph: ONNXGraph, shapeCaching: Bool = false) throws(GraphError) {
         let opset = model.defaultOpset
         guard Self.supportedOpsets.contains(opset) else {
             throw .unsupportedOpset(opset, supported: Self.supportedOpsets)
@@ -87,7 +91,7 @@ public final class GraphProgram: Sendable {
         for index in order {
             let node = graph.nodes[index]
             // checkOperatorsSupported has already rejected unknown op types.
-            guard let kind = OpKind(rawValue: node.opType) else { continue }
+            guard let kind = OpKind(node: node) else { continue }
             let operation: any Operator
             do {
                 operation = try OperatorFactory.make(kind, node: node, opset: Int(opset))
@@ -142,6 +146,10 @@ public final class GraphProgram: Sendable {
         self.inputs = inputList
         self.outputs = outputList
         self.initializerSlots = initializerList
+        self.shapeCache = shapeCaching
+            ? ShapeCache.analyse(steps: steps, slotCount: names.count, initializerSlots: initializerList.map(\.slot),
+                                 outputSlots: outputList.map(\.slot))
+            : nil
     }
 
     /// Rejects the graph if any op type is missing, listing all of them.
@@ -149,8 +157,7 @@ public final class GraphProgram: Sendable {
         var missing: [String: (domain: String, opType: String, count: Int)] = [:]
         var order: [String] = []
         for node in nodes {
-            let standardDomain = node.domain.isEmpty || node.domain == "ai.onnx"
-            if standardDomain, OpKind(rawValue: node.opType) != nil { continue }
+            if OpKind(node: node) != nil { continue }
             let key = node.domain + "\u{0}" + node.opType
             if let entry = missing[key] {
                 missing[key] = (entry.domain, entry.opType, entry.count + 1)

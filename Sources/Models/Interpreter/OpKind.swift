@@ -1,3 +1,5 @@
+import ONNXLoader
+
 /// Every ONNX operator this engine implements, by its `op_type` spelling.
 ///
 /// The factory in `OperatorFactory.swift` switches over this enum without a `default`, so the
@@ -54,4 +56,31 @@ public enum OpKind: String, CaseIterable, Sendable {
     case expand = "Expand"
     case tile = "Tile"
     case range = "Range"
+    // Fused operators made by the graph rewrites (domain `OpKind.fusedDomain`, never in a file)
+    case fusedLayerNorm = "FusedLayerNorm"
+    case fusedQuickGELU = "FusedQuickGELU"
+    case fusedLinear = "FusedLinear"
+    case fusedAttention = "FusedAttention"
+}
+
+extension OpKind {
+    /// Domain of the nodes the rewrites create. Fused kinds are accepted only in this domain and
+    /// standard kinds only in the ONNX domain, so a file can never name a fused op by accident.
+    public static let fusedDomain = "ai.action-clip.fused"
+
+    /// Whether this kind exists only as the result of a rewrite.
+    public var isFused: Bool {
+        switch self {
+        case .fusedLayerNorm, .fusedQuickGELU, .fusedLinear, .fusedAttention: return true
+        default: return false
+        }
+    }
+
+    /// The kind of `node`, or nil when its (domain, op type) pair is not implemented.
+    public init?(node: ONNXNode) {
+        guard let kind = OpKind(rawValue: node.opType) else { return nil }
+        let standardDomain = node.domain.isEmpty || node.domain == "ai.onnx"
+        guard kind.isFused ? node.domain == OpKind.fusedDomain : standardDomain else { return nil }
+        self = kind
+    }
 }

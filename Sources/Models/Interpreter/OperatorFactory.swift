@@ -49,6 +49,10 @@ enum OperatorFactory {
         case .expand: return try ExpandOperator(node: node, opset: opset)
         case .tile: return try TileOperator(node: node, opset: opset)
         case .range: return try RangeOperator(node: node, opset: opset)
+        case .fusedLayerNorm: return try FusedLayerNormOperator(node: node, opset: opset)
+        case .fusedQuickGELU: return try FusedQuickGELUOperator(node: node, opset: opset)
+        case .fusedLinear: return try FusedLinearOperator(node: node, opset: opset)
+        case .fusedAttention: return try FusedAttentionOperator(node: node, opset: opset)
         }
     }
 }

@@ -43,8 +43,11 @@ public struct RewriteOptions: Sendable, Equatable {
 
 /// Runs the standard rewrites in order.
 public enum RewritePipeline {
-    /// The rules applied by default, in the order they run.
-    public static let standard: [any GraphRewrite] = []
+    /// The rules applied by default, in the order they run. Attention goes first (it consumes the
+    /// projection MatMul+Add pairs), QuickGELU before matmul-bias (which absorbs it).
+    public static let standard: [any GraphRewrite] = [
+        AttentionRewrite(), LayerNormRewrite(), QuickGELURewrite(), MatMulBiasRewrite(),
+    ]
 
     /// The graph after every allowed rewrite, and how many places each one changed.
     public static func rewrite(_ model: ONNXModel, options: RewriteOptions,
@@ -59,9 +62,10 @@ public enum RewritePipeline {
 }
 
 extension GraphProgram {
-    /// Rewrites `model` as `options` allow, then compiles it.
+    /// Rewrites `model` as `options` allow, then compiles it, with shape caching when the
+    /// `shapecache` switch is on (see `ShapeCache`).
     public convenience init(model: ONNXModel, options: RewriteOptions) throws {
         let rewritten = try RewritePipeline.rewrite(model, options: options).graph
-        try self.init(model: model, graph: rewritten)
+        try self.init(model: model, graph: rewritten, shapeCaching: options.allows(name: "shapecache"))
     }
 }

@@ -1,0 +1,122 @@
+import CBLAS
+
+// Thread policy of the attention kernel (see also Threading.swift): the two projections are
+// single large sgemms and OpenBLAS owns the cores for them. The per-(batch, head) part is many
+// small products (50x64x50 for ViT-B/32) for which OpenBLAS does not thread well, so that part
+// runs under `Threading.parallelFor` over batch x heads with OpenBLAS switched to one thread and
+// restored afterwards. Never both at once: nested threading would oversubscribe the cores.
+
+/// Multi-head self-attention as exported by torch 1.8.1's `F.multi_head_attention_forward`,
+/// sequence-first: x [L, N, E] gives out_proj(softmax(scale * Q K^T + mask) V) (+ residual),
+/// [L, N, E].
+///
+/// - `inWeight` [E, 3E], `inBias` [3E]: the packed q/k/v projection (columns q | k | v).
+/// - `outWeight` [E, E], `outBias` [E]: the output projection.
+/// - `mask`: nil, or an additive mask of [L, L], [1, L, L] or [N*heads, L, L] (may hold -inf).
+/// - `residual`: nil or a tensor added to the result (see `linear`).
+/// - `scale`: the factor the graph multiplies q by (head_dim^-0.5 in CLIP). It is applied as the
+///   sgemm alpha of Q K^T, which equals scaling q first up to rounding (exactly for 0.125).
+///
+/// Head h of batch entry n is the slice of columns [h*hd, (h+1)*hd) of row (l, n), matching the
+/// graph's Reshape to [L, N*heads, hd], so Q, K and V are read in place through the sgemm leading
+/// dimension (3E*N) and the context is written straight into [L, N, E] (ldc = E*N): no transposes.
+public func selfAttention(_ x: Tensor, inWeight: Tensor, inBias: Tensor, outWeight: Tensor, outBias: Tensor,
+                          mask: Tensor?, residual: Tensor?, heads: Int, scale: Float) throws(KernelError) -> Tensor {
+    try kernelRequire(x, [.float32], "attention input")
+    guard x.rank == 3 else { throw KernelError("attention input must be [L, N, E], got \(x.shape)") }
+    let length = x.shape[0], batch = x.shape[1], embed = x.shape[2]
+    guard heads > 0, embed % heads == 0 else {
+        throw KernelError("attention embedding \(embed) is not divisible by \(heads) heads")
+    }
+    guard inWeight.shape == [embed, 3 * embed], outWeight.shape == [embed, embed] else {
+        throw KernelError("attention weights \(inWeight.shape) and \(outWeight.shape) do not match embedding \(embed)")
+    }
+    let headSize = embed / heads, groups = batch * heads
+    var maskStride = 0
+    if let mask {
+        try kernelRequire(mask, [.float32], "attention mask")
+        let trailing = Array(mask.shape.suffix(2))
+        guard mask.rank >= 2, mask.rank <= 3, trailing == [length, length],
+              mask.count == length * length || (mask.rank == 3 && mask.shape[0] == groups) else {
+            throw KernelError("attention mask \(mask.shape) does not broadcast to [\(groups), \(length), \(length)]")
+        }
+        maskStride = mask.count == length * length ? 0 : length * length
+    }
+    let limit = Int(Int32.max)
+    guard 3 * embed * batch <= limit, length * length <= limit else {
+        throw KernelError("attention sizes L=\(length) N=\(batch) E=\(embed) exceed the 32-bit BLAS interface")
+    }
+
+    let packed = try linear(x, weight: inWeight, bias: inBias)           // [L, N, 3E]
+    let context = try kernelOutput(.float32, [length, batch, embed])
+    guard length > 0, groups > 0, let qkv = packed.floats.baseAddress,
+          let contextBase = context.mutableFloats.baseAddress else {
+        return try linear(context, weight: outWeight, bias: outBias, residual: residual)
+    }
+    let maskBase = mask?.floats.baseAddress
+    let rowStride = 3 * embed * batch, contextStride = embed * batch
+
+    openblas_set_num_threads(1)
+    Threading.parallelFor(0..<groups, minimumChunk: 1) { range in
+        let scores = UnsafeMutablePointer<Float>.allocate(capacity: length * length)
+        defer { scores.deallocate() }
+        for group in range {
+            let entry = group / heads, head = group % heads
+            let query = qkv + entry * 3 * embed + head * headSize
+            let key = query + embed, value = query + 2 * embed
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(length), Int32(length), Int32(headSize),
+                        scale, query, Int32(rowStride), key, Int32(rowStride), 0, scores, Int32(length))
+            if let maskBase {
+                let maskRows = maskBase + group * maskStride
+                for row in 0..<length {
+                    FusedVector.accumulate(maskRows + row * length, into: scores + row * length, count: length)
+                }
+            }
+            for row in 0..<length {
+                VectorMath.softmaxRow(scores + row * length, scores + row * length, count: length)
+            }
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(length), Int32(headSize), Int32(length),
+                        1, scores, Int32(length), value, Int32(rowStride), 0,
+                        contextBase + entry * embed + head * headSize, Int32(contextStride))
+        }
+    }
+    openblas_set_num_threads(Int32(Threading.threadCount))
+
+    return try linear(context, weight: outWeight, bias: outBias, residual: residual)
+}
+
+extension ReferenceKernels {
+    /// Self-attention in Double, following the graph step by step: x [L, N, E] as a flat array,
+    /// weights as `selfAttention`, mask [L, L] (shared by every head) or nil. Returns [L, N, E].
+    public static func selfAttention(_ x: [Float], length: Int, batch: Int, embed: Int,
+                                     inWeight: [Float], inBias: [Float], outWeight: [Float], outBias: [Float],
+                                     mask: [Float]?, heads: Int, scale: Float) -> [Float] {
+        let rows = length * batch, headSize = embed / heads
+        let packed = linear(x, rows: rows, k: embed, weight: inWeight, n: 3 * embed, bias: inBias, residual: nil, quickGELU: false)
+        var context = [Float](repeating: 0, count: rows * embed)
+        for entry in 0..<batch {
+            for head in 0..<heads {
+                func at(_ position: Int, _ part: Int, _ index: Int) -> Double {
+                    Double(packed[(position * batch + entry) * 3 * embed + part * embed + head * headSize + index])
+                }
+                for row in 0..<length {
+                    var scores = [Double](repeating: 0, count: length)
+                    for column in 0..<length {
+                        var total = 0.0
+                        for index in 0..<headSize { total += at(row, 0, index) * Double(scale) * at(column, 1, index) }
+                        scores[column] = total + Double(mask?[row * length + column] ?? 0)
+                    }
+                    let maximum = scores.max() ?? 0
+                    let exps = scores.map { LibM.exp($0 - maximum) }
+                    let sum = exps.reduce(0, +)
+                    for index in 0..<headSize {
+                        var total = 0.0
+                        for column in 0..<length { total += exps[column] / sum * at(column, 2, index) }
+                        context[(row * batch + entry) * embed + head * headSize + index] = Float(total)
+                    }
+                }
+            }
+        }
+        return linear(context, rows: rows, k: embed, weight: outWeight, n: embed, bias: outBias, residual: nil, quickGELU: false)
+    }
+}

@@ -1,0 +1,76 @@
+import Testing
+@testable import Tensor
+
+/// Fast fused kernels (linear with epilogue, self-attention) against the Double references,
+/// on odd shapes (rows 50, 77, 8; K 768; lengths not multiples of 16).
+@Suite struct FusedKernelTests {
+    @Test(arguments: [(50, 768, 40), (77, 37, 53), (8, 19, 3), (8, 512, 100), (16, 33, 64)])
+    func linearMatchesReference(rows: Int, k: Int, n: Int) throws {
+        var generator = SplitMix64(seed: UInt64(rows * 1000 + k))
+        let x = try randomTensor([rows, k], &generator)
+        let weight = try randomTensor([k, n], &generator, -0.2, 0.2)
+        let bias = try randomTensor([n], &generator)
+        let residual = try randomTensor([rows, n], &generator)
+        for (useResidual, gelu) in [(false, false), (true, false), (false, true)] {
+            let fast = try linear(x, weight: weight, bias: bias, residual: useResidual ? residual : nil,
+                                  activation: gelu ? .quickGELU : .none)
+            let expected = try ReferenceKernels.linear(x.toArray(Float.self), rows: rows, k: k, weight: weight.toArray(Float.self), n: n,
+                                                   bias: bias.toArray(Float.self), residual: useResidual ? residual.toArray(Float.self) : nil,
+                                                   quickGELU: gelu)
+            #expect(fast.shape == [rows, n])
+            #expect(try maxMixedError(fast.toArray(Float.self), expected) < 1e-5)
+        }
+    }
+
+    @Test func linearKeepsLeadingDimsAndBroadcastsAResidual() throws {
+        var generator = SplitMix64(seed: 7)
+        let x = try randomTensor([5, 3, 17], &generator)
+        let weight = try randomTensor([17, 9], &generator)
+        let bias = try randomTensor([9], &generator)
+        let residual = try randomTensor([9], &generator)   // broadcast like Add
+        let fast = try linear(x, weight: weight, bias: bias, residual: residual)
+        let plain = try binary(.add, residual, try binary(.add, try matmul(x, weight), bias))
+        #expect(fast.shape == [5, 3, 9])
+        #expect(try maxMixedError(fast.toArray(Float.self), plain.toArray(Float.self)) < 1e-5)
+        #expect(throws: KernelError.self) { try linear(x, weight: try randomTensor([16, 9], &generator), bias: bias) }
+        #expect(throws: KernelError.self) { try linear(x, weight: weight, bias: try randomTensor([8], &generator)) }
+    }
+
+    @Test(arguments: [(50, 2, 64, 4, false), (77, 1, 48, 3, true), (7, 3, 24, 2, true), (17, 2, 32, 1, false)])
+    func selfAttentionMatchesReference(length: Int, batch: Int, embed: Int, heads: Int, masked: Bool) throws {
+        var generator = SplitMix64(seed: UInt64(length * 31 + embed))
+        let x = try randomTensor([length, batch, embed], &generator)
+        let inWeight = try randomTensor([embed, 3 * embed], &generator, -0.3, 0.3)
+        let inBias = try randomTensor([3 * embed], &generator)
+        let outWeight = try randomTensor([embed, embed], &generator, -0.3, 0.3)
+        let outBias = try randomTensor([embed], &generator)
+        var maskValues = [Float](repeating: 0, count: length * length)
+        for row in 0..<length { for column in (row + 1)..<max(row + 1, length) { maskValues[row * length + column] = -.infinity } }
+        let mask = masked ? try Tensor(maskValues, shape: [1, length, length]) : nil
+        let scale = 1 / Float(embed / heads).squareRoot()
+        let fast = try selfAttention(x, inWeight: inWeight, inBias: inBias, outWeight: outWeight, outBias: outBias,
+                                     mask: mask, residual: nil, heads: heads, scale: scale)
+        let expected = try ReferenceKernels.selfAttention(
+            x.toArray(Float.self), length: length, batch: batch, embed: embed,
+            inWeight: inWeight.toArray(Float.self), inBias: inBias.toArray(Float.self),
+            outWeight: outWeight.toArray(Float.self), outBias: outBias.toArray(Float.self),
+            mask: masked ? maskValues : nil, heads: heads, scale: scale)
+        #expect(fast.shape == [length, batch, embed])
+        #expect(try maxMixedError(fast.toArray(Float.self), expected) < 1e-4)
+    }
+
+    @Test func selfAttentionRejectsBadShapes() throws {
+        var generator = SplitMix64(seed: 3)
+        let x = try randomTensor([5, 2, 8], &generator)
+        let inWeight = try randomTensor([8, 24], &generator), inBias = try randomTensor([24], &generator)
+        let outWeight = try randomTensor([8, 8], &generator), outBias = try randomTensor([8], &generator)
+        #expect(throws: KernelError.self) {
+            try selfAttention(x, inWeight: inWeight, inBias: inBias, outWeight: outWeight, outBias: outBias,
+                              mask: nil, residual: nil, heads: 3, scale: 1)
+        }
+        #expect(throws: KernelError.self) {
+            try selfAttention(x, inWeight: inWeight, inBias: inBias, outWeight: outWeight, outBias: outBias,
+                              mask: try randomTensor([4, 4], &generator), residual: nil, heads: 2, scale: 1)
+        }
+    }
+}
