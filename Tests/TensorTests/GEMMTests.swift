@@ -9,7 +9,11 @@ import Foundation
         let fast = try matmul(a, b), reference = try ReferenceKernels.matmul(a, b)
         #expect(fast.shape == expected)
         #expect(reference.shape == expected)
-        #expect(maxMixedError(try fast.toArray(Float.self), try reference.toArray(Float.self)) < 1e-5)
+        // Float32 accumulation error grows with the inner dimension (about 1e-5 for K = 768 even in
+        // numpy's sgemm), and differs between OpenBLAS kernel sets; the bound follows K.
+        let inner = aShape.last ?? 1
+        let tolerance = Swift.max(1e-6, 1e-7 * Float(inner))
+        #expect(maxMixedError(try fast.toArray(Float.self), try reference.toArray(Float.self)) < tolerance)
     }
 
     @Test func matmul2Dx2D() throws { try check([50, 768], [768, 77], expected: [50, 77]) }
