@@ -17,14 +17,19 @@ echo "== build (release) =="
 swift build -c release --product action-clip 2>&1 | tail -1
 cli="$root/.build/release/action-clip"
 
-echo "== swift test =="
-swift test 2>&1 | tee "$cache/swift-test.log" | grep -E "✘|error:|Executed|Test run with" || true
-# swift test's exit status is lost in the pipe; read it from the log's closing line instead.
-if ! grep -qE "Test run with [0-9]+ tests? .*passed" "$cache/swift-test.log" || grep -q "✘" "$cache/swift-test.log"; then
-    echo "swift test failed; full log in $cache/swift-test.log" >&2
-    tail -40 "$cache/swift-test.log" >&2
-    exit 1
-fi
+swift_tests() {  # swift_tests LABEL [VAR=value...]: the Swift suite, failing the script on any failure
+    local label="$1"; shift
+    echo "== swift test ($label) =="
+    env "$@" swift test 2>&1 | tee "$cache/swift-test.log" | grep -E "✘|error:|Test run with" || true
+    # swift test's exit status is lost in the pipe; read it from the log's closing line instead.
+    if ! grep -qE "Test run with [0-9]+ tests? .*passed" "$cache/swift-test.log" || grep -q "✘" "$cache/swift-test.log"; then
+        echo "swift test ($label) failed; full log in $cache/swift-test.log" >&2
+        tail -40 "$cache/swift-test.log" >&2
+        exit 1
+    fi
+}
+swift_tests "every rewrite on"
+swift_tests "every rewrite off" ACTION_CLIP_FUSE=0
 
 passed=0
 failed=0
@@ -67,12 +72,14 @@ for spec in "text_clip 160" "image_clip 16" "fusion 2"; do
     out="$cache/reference/full-$1-b$2"
     dump "$full/vit-32-8f-$1.onnx" "$out" --batch "$2" --seed 11
     check "full emu181 $1 batch $2" "$cli" validate "$full/vit-32-8f-$1.onnx" --reference "$out" --rtol 1e-4
+    check "full emu181 $1 batch $2, fused" "$cli" validate "$full/vit-32-8f-$1.onnx" --reference "$out" --rtol 1e-4 --fused
 done
 # The default exporter bakes the export batch into Reshape constants, so it runs at its declared batch.
 for graph in text_clip image_clip fusion; do
     out="$cache/reference/full-default-$graph"
     dump "$static/vit-32-8f-$graph.onnx" "$out" --seed 13
     check "full default-export $graph" "$cli" validate "$static/vit-32-8f-$graph.onnx" --reference "$out" --rtol 1e-4
+    check "full default-export $graph, fused" "$cli" validate "$static/vit-32-8f-$graph.onnx" --reference "$out" --rtol 1e-4 --fused
 done
 
 echo "== study views (inspect --dot/--summary, run --trace/--stop-after) =="
