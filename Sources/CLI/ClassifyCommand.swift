@@ -63,10 +63,6 @@ struct ModelOptions: ParsableArguments {
     }
 }
 
-enum SamplingMode: String, ExpressibleByArgument, CaseIterable {
-    case random, center
-}
-
 struct ClassifyCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "classify",
@@ -92,14 +88,7 @@ struct ClassifyCommand: ParsableCommand {
             help: ArgumentHelp("A file with one label per line (overrides --text).", valueName: "file"))
     var descriptionFile: String?
 
-    @Option(help: "Seed for numpy-exact random frame sampling (default: drawn and reported).")
-    var seed: UInt32?
-
-    @Option(help: "Frame sampling: random (ailia) or center (ActionCLIP's segment centres).")
-    var sampling: SamplingMode = .random
-
-    @Flag(help: "Feed frames in BGR order, as ailia's script does (default: RGB, as CLIP was trained).")
-    var bgr = false
+    @OptionGroup var frames: FrameOptions
 
     @Option(help: "How many labels to print per video (default: up to 5).")
     var top: Int?
@@ -113,7 +102,6 @@ struct ClassifyCommand: ParsableCommand {
 
     func validate() throws {
         if let top, top < 1 { throw ValidationError("--top must be at least 1") }
-        if seed != nil && sampling == .center { throw ValidationError("--seed applies to random sampling, not --sampling center") }
     }
 
     func run() throws {
@@ -123,16 +111,13 @@ struct ClassifyCommand: ParsableCommand {
         let networks = try models.loadNetworks()
         let classifier = ZeroShotClassifier(networks: networks, tokenizer: try models.loadTokenizer(),
                                             textCache: noCache ? nil : models.textFeatureCache(for: networks))
-        let samplingChoice: ZeroShotClassifier.Sampling = sampling == .center ? .center : .random(seed: seed)
         let report = try userFacing {
-            try classifier.classify(videos: videos, labels: labels, sampling: samplingChoice, channelOrder: bgr ? .bgr : .rgb)
+            try classifier.classify(videos: videos, labels: labels, sampling: frames.resolvedSampling(), channelOrder: frames.channelOrder)
         }
         for video in report.videos {
             for warning in video.warnings { Diagnostics.warn(warning) }
         }
-        if let seed = report.videos.first?.seed, self.seed == nil {
-            Diagnostics.note("frames sampled with seed \(seed) (repeat with --seed \(seed))")
-        }
+        frames.reportDrawnSeed(report.videos.first?.seed)
         let count = min(top ?? 5, labels.count)
         if json {
             print(ResultFormat.json(report, top: count).rendered())

@@ -14,15 +14,6 @@ public final class ZeroShotClassifier: Sendable {
         public let description: String
     }
 
-    /// How frames are chosen from each video.
-    public enum Sampling: Sendable, Equatable {
-        /// ailia's random frame per segment, numpy-exact for a seed; nil draws a seed (reported).
-        case random(seed: UInt32?)
-        /// ActionCLIP's deterministic segment centres.
-        case center
-    }
-
-    /// The result for one video: the frames used and one probability per label.
     public struct VideoResult: Sendable {
         public let path: String
         public let frameCount: Int
@@ -92,8 +83,10 @@ public final class ZeroShotClassifier: Sendable {
         return (result.features, result.hit)
     }
 
-    /// Classifies each video against the labels.
-    public func classify(videos: [String], labels: [String], sampling: Sampling,
+    /// Classifies each video against the labels. Each video is sampled with `sampling` from a fresh
+    /// generator, so with a seed S its frames are those `np.random.seed(S)` + ailia's script would
+    /// pick for that video alone.
+    public func classify(videos: [String], labels: [String], sampling: FrameSampling,
                          channelOrder: ChannelOrder) throws -> Report {
         guard !videos.isEmpty else { throw Failure(description: "no video given") }
         let clock = ContinuousClock()
@@ -104,16 +97,10 @@ public final class ZeroShotClassifier: Sendable {
             return try body()
         }
 
-        // Each video is sampled with the same seed from a fresh generator, so its frames are the
-        // ones `np.random.seed(S)` + ailia's script would pick for that video alone.
-        let seed: UInt32? = {
-            if case .random(let given) = sampling { return given ?? FrameSampling.randomSeed() }
-            return nil
-        }()
-        let frameSampling: FrameSampling = seed.map { .random(seed: $0) } ?? .center
+        let seed: UInt32? = if case .random(let seed) = sampling { seed } else { nil }
         let preprocessor = VideoPreprocessor()
         let prepared = try timed("decode_and_preprocess") {
-            try videos.map { path in try preprocessor.prepare(path: path, sampling: frameSampling, channelOrder: channelOrder) }
+            try videos.map { path in try preprocessor.prepare(path: path, sampling: sampling, channelOrder: channelOrder) }
         }
 
         let fused = try timed("image_and_fusion") { () throws -> [Tensor] in
