@@ -21,7 +21,7 @@ struct InspectCommand: ParsableCommand {
     var verbose = false
 
     func run() throws {
-        let loaded = try userFacing { try ONNXLoader.load(contentsOf: model) }
+        let loaded = try userFacing(naming: model) { try ONNXLoader.load(contentsOf: model) }
         let summary = loaded.summary
         let graph = loaded.graph
         let supported = Set(OpKind.allCases.map(\.rawValue))

@@ -40,7 +40,7 @@ struct RunCommand: ParsableCommand {
             let file = String(input[input.index(after: separator)...])
             feeds[name] = try userFacing { try NPY.read(path: file) }
         }
-        let program = try userFacing { try GraphProgram(model: try ONNXLoader.load(contentsOf: model)) }
+        let program = try userFacing(naming: model) { try GraphProgram(model: try ONNXLoader.load(contentsOf: model)) }
         try userFacing {
             try FileManager.default.createDirectory(atPath: outputDirectory, withIntermediateDirectories: true)
         }

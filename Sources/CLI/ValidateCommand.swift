@@ -38,7 +38,7 @@ struct ValidateCommand: ParsableCommand {
     func run() throws {
         let dump = try userFacing { try ReferenceDump(directory: reference) }
         let feeds = try userFacing { try dump.loadInputs() }
-        let program = try userFacing { try GraphProgram(model: try ONNXLoader.load(contentsOf: model)) }
+        let program = try userFacing(naming: model) { try GraphProgram(model: try ONNXLoader.load(contentsOf: model)) }
         let nodeEntries = Dictionary(dump.nodes.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
         var compared = 0
         var failed = 0

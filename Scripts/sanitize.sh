@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Runs the Swift test suite under a sanitizer:
+#
+#   Scripts/sanitize.sh address|undefined|thread [swift test --filter pattern]
+#
+# Each kind builds in its own scratch directory (.build-sanitize-<kind>, git-ignored by .build-*/).
+# Without a filter, thread runs only the suites whose code runs work in parallel (Threading.parallelFor
+# users: the kernels, math ops and the interpreter) because the whole suite is slow under TSan.
+# Exits non-zero when a test fails or the sanitizer reports an error.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$root"
+
+kind="${1:-}"
+case "$kind" in
+    address|undefined|thread) ;;
+    *) echo "usage: Scripts/sanitize.sh address|undefined|thread [filter]" >&2; exit 2 ;;
+esac
+shift
+filter=("$@")
+if [[ ${#filter[@]} -eq 0 && "$kind" == thread ]]; then
+    filter=("GEMM|Conv|Elementwise|Reduce|Softmax|Threading|Kernel|MathOps|Interpreter|LayerNorm|Unary")
+fi
+filterArguments=()
+[[ ${#filter[@]} -gt 0 ]] && filterArguments=(--filter "${filter[0]}")
+
+# Make every report fatal and keep leak checking on (ASan); halt_on_error makes UBSan findings fail.
+export ASAN_OPTIONS="detect_leaks=1:halt_on_error=1:abort_on_error=1"
+export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1"
+export TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1"
+export OPENBLAS_NUM_THREADS=1
+log="$root/.build-sanitize-$kind.log"
+echo "== swift test --sanitize=$kind ${filterArguments[*]:-} (log: $log) =="
+set +e
+swift test --scratch-path "$root/.build-sanitize-$kind" --sanitize="$kind" "${filterArguments[@]}" > "$log" 2>&1
+status=$?
+set -e
+grep -E "Test run with|✘|ERROR: |runtime error:|WARNING: ThreadSanitizer|SUMMARY:" "$log" | head -30 || true
+if [[ $status -ne 0 ]] || grep -qE "ERROR: AddressSanitizer|runtime error:|WARNING: ThreadSanitizer|✘" "$log"; then
+    echo "sanitize.sh: $kind run failed (status $status); see $log" >&2
+    exit 1
+fi
+echo "sanitize.sh: $kind clean"
