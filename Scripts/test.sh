@@ -85,5 +85,11 @@ for graph in text_clip image_clip fusion; do
     check "full default-export $graph" "$cli" validate "$static/vit-32-8f-$graph.onnx" --reference "$out" --rtol 1e-4
 done
 
+# Fuzz smoke run (docs/ROBUSTNESS.md): 10 s per libFuzzer harness. 30 s each plus the first release
+# ASan+fuzzer build does not fit reliably in ~3 minutes on a shared 2-core machine; run
+# `Scripts/fuzz.sh --seconds 300` for a real campaign.
+echo "== fuzz smoke (10 s per harness) =="
+check "fuzz smoke, 4 harnesses x 10 s" bash Scripts/fuzz.sh --seconds 10
+
 echo "reference: $passed passed, $failed failed"
 [[ $failed -eq 0 ]]
