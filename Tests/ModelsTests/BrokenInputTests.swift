@@ -148,3 +148,43 @@ struct TinyGIFWriter {
 
     private static func word(_ value: Int) -> [UInt8] { [UInt8(value & 0xFF), UInt8(value >> 8 & 0xFF)] }
 }
+
+/// Regressions for the GIF prescan (issue 5).
+struct RegressionGIFPrescanTests {
+    @Test("a GIF cut inside a large last frame still salvages its complete frames")
+    func truncatedLargeLastFrameIsSalvaged() throws {
+        let directory = try FrameFixtures.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        var writer = TinyGIFWriter(width: 1000, height: 1000)
+        writer.addFrame(colorIndex: 0)
+        writer.addFrame(colorIndex: 1)
+        writer.addFrame(colorIndex: 0, width: 1000, height: 1000)
+        let bytes = [UInt8](writer.data())
+        // Cut inside the third frame's only data block (1 of its 2 bytes present): giflib allocates the
+        // declared 1000x1000 raster, fails on the missing data, and the two complete frames are kept.
+        let path = directory.appendingPathComponent("cut.gif").path
+        try Data(bytes.prefix(bytes.count - 3)).write(to: URL(fileURLWithPath: path))
+        let source = try VideoReader.open(path: path)
+        #expect(source.frameCount == 2)
+        #expect(source.warnings.first?.contains("truncated") == true)
+        let frames = try source.frames(at: [source.frameCount - 1])
+        #expect(frames.first?.width == 1000 && frames.first?.pixels.prefix(3) == [255, 0, 0])
+    }
+
+    @Test("a complete frame whose declared size its data cannot fill is refused with the frame number")
+    func underfilledFrameIsRefused() throws {
+        let directory = try FrameFixtures.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        var writer = TinyGIFWriter(width: 1000, height: 1000)
+        writer.addFrame(colorIndex: 0)
+        writer.addFrame(colorIndex: 0, width: 1000, height: 1000)
+        let path = directory.appendingPathComponent("underfilled.gif").path
+        try writer.data().write(to: URL(fileURLWithPath: path))
+        do {
+            _ = try VideoReader.open(path: path)
+            Issue.record("opened without error")
+        } catch {
+            #expect("\(error)".contains("frame 1 declares 1000x1000"), "\(error)")
+        }
+    }
+}

@@ -13,8 +13,8 @@ import Foundation
 ///   `maximumCanvasPixelsWithoutData` pixels unless some frame's raster is at least as large, so a large
 ///   canvas needs image data that covers it.
 ///
-/// Truncation is not an error here: a block cut off by the end of the file ends the pass, and giflib then
-/// reports it as it always did.
+/// Truncation is not an error here: a block cut off by the end of the file ends the pass (a frame cut off
+/// may be up to the canvas size), and giflib then reports it as it always did.
 enum GIFPrescan {
     static let maximumExpansion = 16384
     static let maximumTotalRasterBytes = 1 << 31
@@ -30,17 +30,18 @@ enum GIFPrescan {
         var frame = 0
         var totalRaster = 0
         var largestRaster = 0
-        /// Skips data sub-blocks from `position`; returns their total payload, or nil if the file ends first.
-        func skipSubBlocks() -> Int? {
+        /// Skips data sub-blocks from `position`; returns the payload bytes present and whether the
+        /// terminator was reached (false: the file ends inside the blocks).
+        func skipSubBlocks() -> (payload: Int, complete: Bool) {
             var payload = 0
             while position < bytes.count {
                 let size = Int(bytes[position])
                 position += 1
-                if size == 0 { return payload }
+                if size == 0 { return (payload, true) }
+                payload += min(size, max(0, bytes.count - position))
                 position += size
-                payload += size
             }
-            return position == bytes.count ? payload : nil
+            return (payload, false)
         }
         scan: while position < bytes.count {
             let introducer = bytes[position]
@@ -48,7 +49,7 @@ enum GIFPrescan {
             switch introducer {
             case 0x21:  // extension: label, then sub-blocks
                 position += 1
-                guard skipSubBlocks() != nil else { break scan }
+                guard skipSubBlocks().complete else { break scan }
             case 0x2C:  // image descriptor: left, top, width, height, flags; optional local table; LZW code size
                 guard position + 9 <= bytes.count else { break scan }
                 let width = word(position + 4), height = word(position + 6)
@@ -56,9 +57,13 @@ enum GIFPrescan {
                 position += 9
                 if flags & 0x80 != 0 { position += 3 << (Int(flags & 7) + 1) }
                 position += 1
-                let data = position <= bytes.count ? (skipSubBlocks() ?? max(0, bytes.count - position)) : 0
+                let blocks = position < bytes.count ? skipSubBlocks() : (payload: 0, complete: false)
+                let data = blocks.payload
                 let raster = width * height
-                guard raster <= maximumExpansion * (data + 1) else {
+                // A frame cut off by the end of the file (a partial download) may be up to the canvas
+                // size (itself capped here), so that salvaging the complete frames before it still works.
+                let truncationAllowance = blocks.complete ? 0 : min(canvasWidth * canvasHeight, maximumCanvasPixelsWithoutData)
+                guard raster <= max(maximumExpansion * (data + 1), truncationAllowance) else {
                     throw .decodeFailed(path: path, reason: "frame \(frame) declares \(width)x\(height) pixels "
                                         + "but holds only \(data) bytes of image data")
                 }
@@ -69,6 +74,7 @@ enum GIFPrescan {
                 }
                 largestRaster = max(largestRaster, raster)
                 frame += 1
+                if !blocks.complete { break scan }
             default:  // trailer (0x3B) or a byte giflib will reject
                 break scan
             }
