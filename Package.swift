@@ -57,3 +57,21 @@ let package = Package(
         .testTarget(name: "CLITests", dependencies: ["Models", "Tensor"]),
     ]
 )
+
+// MARK: Fuzz harnesses (Fuzz/, Scripts/fuzz.sh): only when ACTION_CLIP_FUZZ=1, so the normal build and CI
+// never see them. Each harness defines `LLVMFuzzerTestOneInput` and no `main` (-parse-as-library): libFuzzer
+// supplies `main`. Scripts/fuzz.sh adds `-sanitize=fuzzer,address` to every Swift target so the libraries
+// under test are coverage-instrumented too.
+if ProcessInfo.processInfo.environment["ACTION_CLIP_FUZZ"] == "1" {
+    let harnessSettings: [SwiftSetting] = [.unsafeFlags(["-parse-as-library"])]
+    for (name, dependencies) in [
+        ("FuzzONNXLoad", ["ONNXLoader", "Models", "Tensor"]),
+        ("FuzzGIFDecode", ["Models"]),
+        ("FuzzNPYRead", ["Tensor"]),
+        ("FuzzTokenizer", ["Models", "CZlib"]),
+    ] as [(String, [Target.Dependency])] {
+        package.targets.append(.executableTarget(name: name, dependencies: dependencies, path: "Fuzz/\(name)",
+                                                 swiftSettings: harnessSettings))
+        package.products.append(.executable(name: name, targets: [name]))
+    }
+}

@@ -114,6 +114,12 @@ for spec in "image_clip 4.41e9" "text_clip 2.98e9"; do
         _ "$cli" "$full/vit-32-8f-$1.onnx" "$python" "$2"
 done
 
+# Fuzz smoke run (docs/ROBUSTNESS.md): 10 s per libFuzzer harness. 30 s each plus the first release
+# ASan+fuzzer build does not fit reliably in ~3 minutes on a shared 2-core machine; run
+# `Scripts/fuzz.sh --seconds 300` for a real campaign.
+echo "== fuzz smoke (10 s per harness) =="
+check "fuzz smoke, 4 harnesses x 10 s" bash Scripts/fuzz.sh --seconds 10
+
 echo "reference: $passed passed, $failed failed"
 
 echo "== whole pipeline: action-clip --json against Reference/action_clip_reference.py =="

@@ -75,3 +75,12 @@ func userFacing<Result>(_ body: () throws -> Result) throws -> Result {
         throw CLIError(String(describing: error))
     }
 }
+
+/// `userFacing` for work on one input file: the message names `path` (prefixed when the library's own
+/// message does not, e.g. "graph has a cycle through node n" from the loader).
+func userFacing<Result>(naming path: String, _ body: () throws -> Result) throws -> Result {
+    do { return try body() } catch let error as CLIError { throw error } catch {
+        let text = String(describing: error)
+        throw CLIError(text.contains(path) ? text : "\(path): \(text)")
+    }
+}

@@ -51,7 +51,7 @@ struct InspectCommand: ParsableCommand {
             try study()
             return
         }
-        let loaded = try userFacing { try ONNXLoader.load(contentsOf: model) }
+        let loaded = try userFacing(naming: model) { try ONNXLoader.load(contentsOf: model) }
         let summary = loaded.summary
         let graph = loaded.graph
         let supported = Set(OpKind.allCases.map(\.rawValue))
@@ -113,14 +113,14 @@ struct InspectCommand: ParsableCommand {
 
     /// --summary, --dot, --svg, --png.
     func study() throws {
-        let loaded = try userFacing { try ONNXLoader.load(contentsOf: model) }
+        let loaded = try userFacing(naming: model) { try ONNXLoader.load(contentsOf: model) }
         let title = (model as NSString).lastPathComponent + (fused ? " (after rewrites)" : "")
         if svg != nil || png != nil, GraphvizRenderer.dotExecutable() == nil {
             throw CLIError("--svg/--png need Graphviz's 'dot' program, which is not on PATH "
                            + "(install it with 'apt-get install graphviz', or write DOT with --dot FILE.dot)")
         }
         if dot != nil || svg != nil || png != nil {
-            let study = try userFacing { try GraphStudy(model: loaded, fused: fused) }
+            let study = try userFacing(naming: model) { try GraphStudy(model: loaded, fused: fused) }
             if let error = study.captureError { Diagnostics.warn("drawing without shapes: \(error)") }
             let text = study.dot(title: title, hideShapeOps: hideShapeOps)
             if let dot {

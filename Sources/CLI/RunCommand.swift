@@ -57,8 +57,8 @@ struct RunCommand: ParsableCommand {
             let file = String(input[input.index(after: separator)...])
             feeds[name] = try userFacing { try NPY.read(path: file) }
         }
-        let loaded = try userFacing { try ONNXLoader.load(contentsOf: model) }
-        let program = try userFacing {
+        let loaded = try userFacing(naming: model) { try ONNXLoader.load(contentsOf: model) }
+        let program = try userFacing(naming: model) {
             fused ? try GraphProgram(model: loaded, options: .fromEnvironment()) : try GraphProgram(model: loaded)
         }
         let stopIndex = try stopAfter.map { name in try userFacing { try NodeLookup.step(named: name, in: program) } }

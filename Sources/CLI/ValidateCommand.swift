@@ -45,7 +45,7 @@ struct ValidateCommand: ParsableCommand {
         let dump = try userFacing { try ReferenceDump(directory: reference) }
         let feeds = try userFacing { try dump.loadInputs() }
         let options: RewriteOptions = fused ? .fromEnvironment() : .none
-        let program = try userFacing { try GraphProgram(model: try ONNXLoader.load(contentsOf: model), options: options) }
+        let program = try userFacing(naming: model) { try GraphProgram(model: try ONNXLoader.load(contentsOf: model), options: options) }
         // Values some step still produces; a dumped node outside this set was fused away.
         let produced = Set(program.steps.flatMap(\.node.outputs))
         let nodeEntries = Dictionary(dump.nodes.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })

@@ -40,7 +40,9 @@ public final class ActionCLIPNetworks: Sendable {
         func compile(_ path: String, role: String) throws -> GraphProgram {
             let model: ONNXModel
             do { model = try ONNXLoader.load(contentsOf: path) } catch {
-                throw Failure(description: "\(role) model: \(error)")
+                // Graph-level load errors (cycle, dangling input...) do not carry the path; add it.
+                let text = "\(error)"
+                throw Failure(description: text.contains(path) ? "\(role) model: \(text)" : "\(role) model \(path): \(text)")
             }
             let program: GraphProgram
             do { program = try GraphProgram(model: model, options: .fromEnvironment()) } catch {

@@ -108,6 +108,9 @@ final class FFmpegDecoder {
         }
         // One thread: the output does not depend on it, and the machine's cores are shared.
         context.pointee.thread_count = 1
+        // The stream header's size is checked above, but a stream may change size mid-way (new SPS): make
+        // the decoder itself refuse frames beyond the limit before it allocates them.
+        context.pointee.max_pixels = Int64(FrameLimits.maximumPixels)
         let openCodecResult = avcodec_open2(context, codec, nil)
         guard openCodecResult >= 0 else {
             throw FrameError.decodeFailed(path: path, reason: FFmpegFrameSource.errorText(openCodecResult))

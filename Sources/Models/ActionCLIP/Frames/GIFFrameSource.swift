@@ -37,6 +37,8 @@ public final class GIFFrameSource: FrameSource {
         do {
             // Checked before DGifSlurp, which is what allocates per-frame rasters.
             try FrameLimits.check(width: canvasWidth, height: canvasHeight, path: path)
+            // giflib allocates each frame's declared size before reading its data; bound that by the data.
+            try GIFPrescan.check(path: path)
         } catch {
             DGifCloseFile(gif, &errorCode)
             throw error
