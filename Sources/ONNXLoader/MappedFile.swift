@@ -44,7 +44,14 @@ final class MappedFile: @unchecked Sendable {
         guard (status.st_mode & S_IFMT) == S_IFREG else { throw .system("not a regular file") }
         let size = Int(status.st_size)
         if size == 0 { return MappedFile(base: nil, size: 0) }
-        let address = mmap(nil, size, PROT_READ, MAP_PRIVATE, descriptor, 0)
+        // The parser reads every byte at once, so fault the whole file in with one call rather
+        // than one page fault per 4 KiB page (about 90,000 for the image model).
+        #if os(Linux)
+        let flags = MAP_PRIVATE | MAP_POPULATE
+        #else
+        let flags = MAP_PRIVATE
+        #endif
+        let address = mmap(nil, size, PROT_READ, flags, descriptor, 0)
         guard let address, address != UnsafeMutableRawPointer(bitPattern: -1) else {
             throw .system("mmap failed: " + Self.message(errno))
         }
