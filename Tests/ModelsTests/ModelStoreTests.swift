@@ -38,6 +38,7 @@ import Testing
             // The server exits when its standard input closes.
             try? input.fileHandleForWriting.close()
             process.waitUntilExit()
+            try? FileManager.default.removeItem(atPath: root)
         }
     }
 
@@ -58,6 +59,7 @@ import Testing
         let server = try Server()
         try Self.payload.write(to: URL(fileURLWithPath: server.root + "/model.onnx"))
         let directory = Self.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
         let store = ModelStore(directory: directory, baseURL: server.url("ok"))
         let path = try store.resolve("model.onnx")
         #expect(FileManager.default.contents(atPath: path) == Self.payload)
@@ -73,6 +75,7 @@ import Testing
         let server = try Server()
         try Self.payload.write(to: URL(fileURLWithPath: server.root + "/model.onnx"))
         let directory = Self.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
         let store = ModelStore(directory: directory, baseURL: server.url("truncate"))
         #expect(throws: ModelStore.Failure.self) { try store.resolve("model.onnx") }
         #expect(!store.contains("model.onnx"))
@@ -86,6 +89,7 @@ import Testing
         let server = try Server()
         try Self.payload.write(to: URL(fileURLWithPath: server.root + "/model.onnx"))
         let directory = Self.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
         let store = ModelStore(directory: directory, baseURL: server.url("ok"))
         try store.updateManifest("model.onnx", .init(sha256: String(repeating: "0", count: 64), size: 1, url: nil))
         do {
@@ -104,6 +108,7 @@ import Testing
         try Self.payload.write(to: URL(fileURLWithPath: server.root + "/model.onnx"))
         for mode in ["html", "markup", "missing"] {
             let directory = Self.temporaryDirectory()
+            defer { try? FileManager.default.removeItem(atPath: directory) }
             let store = ModelStore(directory: directory, baseURL: server.url(mode))
             #expect(throws: ModelStore.Failure.self) { try store.resolve("model.onnx") }
             #expect(!store.contains("model.onnx"))
@@ -113,6 +118,7 @@ import Testing
 
     @Test func offlineNeverDownloads() {
         let directory = Self.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
         let store = ModelStore(directory: directory, baseURL: "http://127.0.0.1:9/", offline: true)
         do {
             try store.resolve("model.onnx")
@@ -124,6 +130,7 @@ import Testing
 
     @Test func tamperedFileFailsVerification() throws {
         let directory = Self.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
         let store = ModelStore(directory: directory, offline: true)
         let path = store.path(of: "model.onnx")
         try Self.payload.write(to: URL(fileURLWithPath: path))
@@ -136,6 +143,7 @@ import Testing
 
     @Test func corruptManifestIsAnError() throws {
         let directory = Self.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
         try Data("{not json".utf8).write(to: URL(fileURLWithPath: directory + "/manifest.json"))
         #expect(throws: ModelStore.Failure.self) { try ModelStore(directory: directory, offline: true).readManifest() }
     }
