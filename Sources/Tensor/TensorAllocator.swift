@@ -16,6 +16,7 @@ public protocol StorageRecycler: AnyObject, Sendable {
     func storageReleased(token: Int, pointer: UnsafeMutableRawPointer)
 }
 
+/// Holds the allocator that `Tensor.uninitialized` consults for the current task.
 public enum TensorAllocation {
     /// The allocator for tensors created by this task; nil means the heap. Work that kernels
     /// spread over Dispatch threads sees nil, which is intended: only the interpreter's own

@@ -14,6 +14,7 @@ import Tensor
 /// Switches: `ACTION_CLIP_DISABLE_REWRITES=textlength` or `ACTION_CLIP_FUSE=0` (see
 /// `RewriteOptions`) force the full-length path.
 public final class TextEncoder: @unchecked Sendable {
+    /// A text-encoding error, with the rows or lengths concerned in its message.
     public struct Failure: Error, CustomStringConvertible {
         public let description: String
     }

@@ -28,6 +28,7 @@ import Tensor
 /// temporary file in the same directory and rename it into place, so a reader never sees a
 /// partial file. Failing to write (read-only directory) only warns.
 public struct TextFeatureCache: Sendable {
+    /// Why a cache file could not be used or written (reported as a warning, never fatal).
     public struct Failure: Error, CustomStringConvertible {
         public let description: String
     }
@@ -58,6 +59,7 @@ public struct TextFeatureCache: Sendable {
         FileHandle.standardError.write(Data("action-clip: warning: \(message)\n".utf8))
     }
 
+    /// A cache in `directory` for the text model with this SHA-256; `warn` receives one line per ignored file.
     public init(directory: String = TextFeatureCache.defaultDirectory(), modelSHA256: String,
                 warn: @escaping @Sendable (String) -> Void = TextFeatureCache.standardErrorWarning) throws {
         guard let digest = Self.bytes(hex: modelSHA256), digest.count == 32 else {

@@ -14,6 +14,7 @@ public final class ZeroShotClassifier: Sendable {
         public let description: String
     }
 
+    /// The outcome for one video: which frames were used and one probability per label.
     public struct VideoResult: Sendable {
         public let path: String
         public let frameCount: Int

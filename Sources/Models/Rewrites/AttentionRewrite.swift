@@ -18,8 +18,10 @@ import Tensor
 /// keep their nodes (see `GraphEditor`), so a partial overlap stays correct.
 public struct AttentionRewrite: GraphRewrite {
     public let name = "attention"
+    /// A rule with no options; its patterns are fixed by the torch 1.8.1 attention code path.
     public init() {}
 
+    /// Replaces every matching attention block by one `FusedAttention` node; returns how many.
     public func apply(to graph: inout ONNXGraph, model: ONNXModel) throws -> Int {
         let index = GraphIndex(graph)
         var editor = GraphEditor()

@@ -23,6 +23,7 @@ public struct RewriteOptions: Sendable, Equatable {
     public var enabled: Bool
     public var disabled: Set<String>
 
+    /// All rewrites when `enabled`, except those named in `disabled`.
     public init(enabled: Bool = true, disabled: Set<String> = []) {
         self.enabled = enabled
         self.disabled = disabled
@@ -31,6 +32,7 @@ public struct RewriteOptions: Sendable, Equatable {
     /// Every rewrite off.
     public static let none = RewriteOptions(enabled: false)
 
+    /// Reads `ACTION_CLIP_FUSE` and `ACTION_CLIP_DISABLE_REWRITES` (see the type's description).
     public static func fromEnvironment(_ environment: [String: String] = ProcessInfo.processInfo.environment) -> RewriteOptions {
         let enabled = environment["ACTION_CLIP_FUSE"].map { $0 != "0" } ?? true
         let disabled = Set((environment["ACTION_CLIP_DISABLE_REWRITES"] ?? "")
@@ -38,6 +40,7 @@ public struct RewriteOptions: Sendable, Equatable {
         return RewriteOptions(enabled: enabled, disabled: disabled)
     }
 
+    /// Whether `rewrite` runs under these options.
     public func allows(_ rewrite: any GraphRewrite) -> Bool { enabled && !disabled.contains(rewrite.name) }
 }
 

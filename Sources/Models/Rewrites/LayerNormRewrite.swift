@@ -18,8 +18,10 @@ import Tensor
 /// the fused node reads its output x.
 public struct LayerNormRewrite: GraphRewrite {
     public let name = "layernorm"
+    /// A rule with no options; epsilons are read from each matched graph.
     public init() {}
 
+    /// Replaces every matching LayerNorm chain by one `FusedLayerNorm` node; returns how many.
     public func apply(to graph: inout ONNXGraph, model: ONNXModel) throws -> Int {
         let index = GraphIndex(graph)
         var editor = GraphEditor()

@@ -10,8 +10,10 @@ import Tensor
 ///   given to the node as its residual input (broadcast like Add when shapes differ).
 public struct MatMulBiasRewrite: GraphRewrite {
     public let name = "matmul-bias"
+    /// A rule with no options.
     public init() {}
 
+    /// Replaces every `Add(MatMul(x, W), b)` (with its activation or residual, when present) by one `FusedLinear`; returns how many.
     public func apply(to graph: inout ONNXGraph, model: ONNXModel) throws -> Int {
         let index = GraphIndex(graph)
         var editor = GraphEditor()

@@ -6,8 +6,10 @@ import Tensor
 /// value the kernel uses; any other factor is left alone.
 public struct QuickGELURewrite: GraphRewrite {
     public let name = "quickgelu"
+    /// A rule with no options; the 1.702 factor is checked on each match.
     public init() {}
 
+    /// Replaces every `x · sigmoid(1.702 x)` chain by one `FusedQuickGELU` node; returns how many.
     public func apply(to graph: inout ONNXGraph, model: ONNXModel) throws -> Int {
         let index = GraphIndex(graph)
         var editor = GraphEditor()

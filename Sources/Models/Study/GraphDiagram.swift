@@ -14,6 +14,7 @@ public struct GraphDiagram: Sendable {
     /// A line written under the graph's title (e.g. "shapes from a run on …").
     public var caption: String
 
+    /// Drawing options: leave integer shape programs out, and a caption under the graph.
     public init(hideShapeOps: Bool = false, caption: String = "") {
         self.hideShapeOps = hideShapeOps
         self.caption = caption

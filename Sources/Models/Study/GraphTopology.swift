@@ -50,6 +50,7 @@ public struct GraphTopology: Sendable {
     /// `Shape(x)` does not depend on `x` here.
     let dataAncestors: [IndexSet64]
 
+    /// Indexes `graph`'s producers and consumers; `shapes` (if captured) labels values with their shapes.
     public init(graph: ONNXGraph, shapes: ShapeCapture?) throws {
         self.graph = graph
         self.shapes = shapes

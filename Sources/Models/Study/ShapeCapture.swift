@@ -7,6 +7,7 @@ public struct ValueShape: Sendable, Equatable, CustomStringConvertible {
     public var dataType: DataType
     public var shape: [Int]
 
+    /// The element type and shape of one value seen during the capture run.
     public init(dataType: DataType, shape: [Int]) {
         self.dataType = dataType
         self.shape = shape

@@ -15,6 +15,7 @@ public struct TensorStatistics: Sendable, Equatable, CustomStringConvertible {
     public var nanCount: Int
     public var infinityCount: Int
 
+    /// Statistics as computed; minimum, maximum and mean are nil when no element is finite.
     public init(count: Int, minimum: Double?, maximum: Double?, mean: Double?, nanCount: Int, infinityCount: Int) {
         self.count = count
         self.minimum = minimum

@@ -26,6 +26,7 @@ public struct TransformerBlock: Sendable, Equatable {
 /// When no residual Add exists, nodes whose names share a `…/<word>.<n>/` scope
 /// (`/transformer/resblocks/resblocks.3/attn/MatMul`) are grouped instead.
 public struct BlockStructure: Sendable {
+    /// How the blocks were found: by the residual Add chain, or by node-name scopes as a fallback.
     public enum Method: String, Sendable {
         case residualChain = "residual Add chain"
         case nameScope = "node-name scope"
@@ -37,6 +38,7 @@ public struct BlockStructure: Sendable {
     /// Block index of each member node.
     public var blockOfNode: [Int: Int]
 
+    /// Blocks in graph order and the method that found them.
     public init(blocks: [TransformerBlock], method: Method) {
         self.blocks = blocks
         self.method = method
