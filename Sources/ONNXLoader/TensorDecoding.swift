@@ -110,26 +110,11 @@ final class LoadContext {
             return try layout.fill(Int32.self) { _ = $0.initialize(from: values) }
         // ONNX stores the narrow types widened to int32 (float16 as its 16 bit pattern).
         case .int8:
-            let values = cArray(tensorProto.int32_data, tensorProto.n_int32_data)
-            try layout.checkCount(values.count, field: "int32_data")
-            try layout.checkRange(values, Int32(Int8.min)...Int32(Int8.max))
-            return try layout.fill(Int8.self) { buffer in
-                for index in 0..<values.count { buffer[index] = Int8(truncatingIfNeeded: values[index]) }
-            }
+            return try layout.narrowing(cArray(tensorProto.int32_data, tensorProto.n_int32_data), to: Int8.self)
         case .uint8:
-            let values = cArray(tensorProto.int32_data, tensorProto.n_int32_data)
-            try layout.checkCount(values.count, field: "int32_data")
-            try layout.checkRange(values, 0...Int32(UInt8.max))
-            return try layout.fill(UInt8.self) { buffer in
-                for index in 0..<values.count { buffer[index] = UInt8(truncatingIfNeeded: values[index]) }
-            }
+            return try layout.narrowing(cArray(tensorProto.int32_data, tensorProto.n_int32_data), to: UInt8.self)
         case .float16:
-            let values = cArray(tensorProto.int32_data, tensorProto.n_int32_data)
-            try layout.checkCount(values.count, field: "int32_data")
-            try layout.checkRange(values, 0...Int32(UInt16.max))
-            return try layout.fill(UInt16.self) { buffer in
-                for index in 0..<values.count { buffer[index] = UInt16(truncatingIfNeeded: values[index]) }
-            }
+            return try layout.narrowing(cArray(tensorProto.int32_data, tensorProto.n_int32_data), to: UInt16.self)
         case .bool:
             let values = cArray(tensorProto.int32_data, tensorProto.n_int32_data)
             try layout.checkCount(values.count, field: "int32_data")
@@ -277,6 +262,16 @@ struct TensorLayout {
     }
 
     /// A fresh tensor whose bytes are written by `body` through a buffer of `count` elements.
+    /// A tensor of `Element` from int32_data values, each checked to fit `Element` (how ONNX stores
+    /// int8, uint8 and float16 bit patterns).
+    func narrowing<Element: FixedWidthInteger>(_ values: UnsafeBufferPointer<Int32>, to _: Element.Type) throws(ONNXLoadError) -> Tensor {
+        try checkCount(values.count, field: "int32_data")
+        try checkRange(values, Int32(Element.min)...Int32(Element.max))
+        return try fill(Element.self) { buffer in
+            for index in 0..<values.count { buffer[index] = Element(truncatingIfNeeded: values[index]) }
+        }
+    }
+
     func fill<Element>(_: Element.Type, _ body: (UnsafeMutableBufferPointer<Element>) -> Void) throws(ONNXLoadError) -> Tensor {
         let tensor = try uninitialized()
         let typed = tensor.storage.pointer.bindMemory(to: Element.self, capacity: count)
