@@ -29,6 +29,12 @@ if [[ -n "$text_model" && -f "$weights/vit-32-8f-image_clip.onnx" && -f "$weight
     echo "demo: using ailia's models in $weights" >&2
     exec "$cli" --model-dir "$weights" "$@"
 fi
+# The real job downloads the models (and the sample GIF) into Weights/ on first use. Where ailia's
+# storage cannot be reached, that fails at once with a one-line error, and the demo falls back to
+# stand-ins. A failed download leaves nothing behind, so a later run simply tries again.
+echo "demo: running the real job (models and sample clip are fetched into $weights on first use)" >&2
+if "$cli" --model-dir "$weights" "$@"; then exit 0; fi
+echo "demo: the real job could not fetch what it needs (error above); falling back to stand-in models" >&2
 
 standins="$(bash Scripts/standins.sh full emu181)"
 clip="$weights/action_recognition.gif"
