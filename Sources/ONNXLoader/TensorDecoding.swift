@@ -93,21 +93,13 @@ final class LoadContext {
         }
         switch layout.dataType {
         case .float32:
-            let values = cArray(tensorProto.float_data, tensorProto.n_float_data)
-            try layout.checkCount(values.count, field: "float_data")
-            return try layout.fill(Float.self) { _ = $0.initialize(from: values) }
+            return try layout.copying(cArray(tensorProto.float_data, tensorProto.n_float_data), field: "float_data")
         case .float64:
-            let values = cArray(tensorProto.double_data, tensorProto.n_double_data)
-            try layout.checkCount(values.count, field: "double_data")
-            return try layout.fill(Double.self) { _ = $0.initialize(from: values) }
+            return try layout.copying(cArray(tensorProto.double_data, tensorProto.n_double_data), field: "double_data")
         case .int64:
-            let values = cArray(tensorProto.int64_data, tensorProto.n_int64_data)
-            try layout.checkCount(values.count, field: "int64_data")
-            return try layout.fill(Int64.self) { _ = $0.initialize(from: values) }
+            return try layout.copying(cArray(tensorProto.int64_data, tensorProto.n_int64_data), field: "int64_data")
         case .int32:
-            let values = cArray(tensorProto.int32_data, tensorProto.n_int32_data)
-            try layout.checkCount(values.count, field: "int32_data")
-            return try layout.fill(Int32.self) { _ = $0.initialize(from: values) }
+            return try layout.copying(cArray(tensorProto.int32_data, tensorProto.n_int32_data), field: "int32_data")
         // ONNX stores the narrow types widened to int32 (float16 as its 16 bit pattern).
         case .int8:
             return try layout.narrowing(cArray(tensorProto.int32_data, tensorProto.n_int32_data), to: Int8.self)
@@ -262,6 +254,12 @@ struct TensorLayout {
     }
 
     /// A fresh tensor whose bytes are written by `body` through a buffer of `count` elements.
+    /// A tensor holding `values` as they are, after checking their count (`field` names them in errors).
+    func copying<Element>(_ values: UnsafeBufferPointer<Element>, field: String) throws(ONNXLoadError) -> Tensor {
+        try checkCount(values.count, field: field)
+        return try fill(Element.self) { _ = $0.initialize(from: values) }
+    }
+
     /// A tensor of `Element` from int32_data values, each checked to fit `Element` (how ONNX stores
     /// int8, uint8 and float16 bit patterns).
     func narrowing<Element: FixedWidthInteger>(_ values: UnsafeBufferPointer<Int32>, to _: Element.Type) throws(ONNXLoadError) -> Tensor {

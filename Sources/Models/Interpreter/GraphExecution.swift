@@ -36,12 +36,12 @@ extension GraphProgram {
 
         // Shape caching is bypassed while an observer watches: it must see every node run.
         let cache = observer == nil ? shapeCache : nil
-        let cacheSignature = cache.map { _ in ShapeCache.signature(feeds, inputs: inputs) }
+        // Both the shape cache and the activation arena are keyed by the inputs' types and shapes.
+        let signature = ShapeCache.signature(feeds, inputs: inputs)
         var cached: [(slot: Int, tensor: Tensor)]? = nil
-        if let cache, let cacheSignature { cached = cache.lookup(cacheSignature) }
+        if let cache { cached = cache.lookup(signature) }
         if let cached { for (slot, tensor) in cached { slots[slot] = tensor } }
 
-        let signature = inputs.map { "\($0.info.name):\(slots[$0.slot]?.dataType.rawValue ?? 0)\(slots[$0.slot]?.shape ?? [])" }.joined(separator: ";")
         let allocator = activationArena.begin(signature: signature)
         defer { activationArena.end(allocator) }
         var collected: [(slot: Int, tensor: Tensor)] = []
@@ -56,7 +56,7 @@ extension GraphProgram {
             throw .nodeFailed(node: "graph", message: String(describing: error))
         }
         ExecutionProfile.current?.finishRun()
-        if let cache, let cacheSignature, cached == nil { cache.store(cacheSignature, collected) }
+        if let cache, cached == nil { cache.store(signature, collected) }
 
         var results: [String: Tensor] = [:]
         for (info, slot) in outputs {
