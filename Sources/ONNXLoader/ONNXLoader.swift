@@ -1,3 +1,8 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import ONNXProto
 import Tensor
 
@@ -13,7 +18,9 @@ public enum ONNXLoader {
     public static let supportedOpsets: ClosedRange<Int64> = 1...21
 
     /// Loads the model at `path`. External data files are resolved relative to the file's directory.
-    public static func load(contentsOf path: String) throws(ONNXLoadError) -> ONNXModel {
+    /// `useWeightIndex` false parses the whole file with protobuf-c (see `parse`).
+    public static func load(contentsOf path: String,
+                            useWeightIndex: Bool = weightIndexEnabled) throws(ONNXLoadError) -> ONNXModel {
         let file: MappedFile
         do {
             file = try MappedFile.map(path)
@@ -26,26 +33,49 @@ public enum ONNXLoader {
         }
         guard let base = file.base, file.size > 0 else { throw .emptyFile(path: path) }
         let context = LoadContext(sourceName: path, baseDirectory: directory(of: path))
-        // The mapping is released when `file` goes out of scope: protobuf-c copies what it keeps.
-        return try withExtendedLifetime(file) { () throws(ONNXLoadError) -> ONNXModel in
-            try parse(UnsafeRawBufferPointer(start: base, count: file.size), context: context)
-        }
+        // Weights whose raw_data is aligned keep `file` alive (they point into it); when none do,
+        // the mapping is released as soon as this returns.
+        return try parse(UnsafeRawBufferPointer(start: base, count: file.size), context: context, mapping: file,
+                         useWeightIndex: useWeightIndex)
     }
 
     /// Loads a model from bytes in memory. `baseDirectory` is where external data files live;
     /// nil means the model must not use external data.
-    public static func load(bytes: UnsafeRawBufferPointer, baseDirectory: String?) throws(ONNXLoadError) -> ONNXModel {
+    /// Tensors never point into `bytes`, which the caller may free afterwards.
+    public static func load(bytes: UnsafeRawBufferPointer, baseDirectory: String?,
+                            useWeightIndex: Bool = weightIndexEnabled) throws(ONNXLoadError) -> ONNXModel {
         let context = LoadContext(sourceName: "<memory>", baseDirectory: baseDirectory)
         guard bytes.count > 0 else { throw .emptyFile(path: context.sourceName) }
-        return try parse(bytes, context: context)
+        return try parse(bytes, context: context, mapping: nil, useWeightIndex: useWeightIndex)
     }
 
-    private static func parse(_ bytes: UnsafeRawBufferPointer, context: LoadContext) throws(ONNXLoadError) -> ONNXModel {
-        guard let start = bytes.baseAddress,
-              let message = onnx__model_proto__unpack(nil, bytes.count, start.assumingMemoryBound(to: UInt8.self))
-        else { throw .notProtobuf(path: context.sourceName) }
+    /// Parses `bytes` (a file's mapping when `mapping` is given). Initializer raw_data is located
+    /// by `WeightIndex` and read where it lies, so protobuf-c only parses the rest; when the index
+    /// cannot be built, or `ACTION_CLIP_WEIGHT_INDEX=0`, protobuf-c parses everything.
+    private static func parse(_ bytes: UnsafeRawBufferPointer, context: LoadContext, mapping: MappedFile?,
+                              useWeightIndex: Bool) throws(ONNXLoadError) -> ONNXModel {
+        let index = useWeightIndex ? WeightIndex.build(bytes) : nil
+        let unpacked: UnsafeMutablePointer<Onnx__ModelProto>?
+        if let index {
+            context.mappedWeights = MappedWeights(bytes: bytes, ranges: index.rawData, mapping: mapping)
+            unpacked = index.skeleton.withUnsafeBufferPointer { skeleton in
+                skeleton.baseAddress.flatMap { onnx__model_proto__unpack(nil, skeleton.count, $0) }
+            }
+        } else if let start = bytes.baseAddress {
+            unpacked = onnx__model_proto__unpack(nil, bytes.count, start.assumingMemoryBound(to: UInt8.self))
+        } else {
+            unpacked = nil
+        }
+        guard let message = unpacked else { throw .notProtobuf(path: context.sourceName) }
         defer { onnx__model_proto__free_unpacked(message, nil) }
         return try ModelConverter(context: context).convert(message)
+    }
+
+    /// `ACTION_CLIP_WEIGHT_INDEX=0` makes protobuf-c copy every raw_data block, as before the index
+    /// existed (for A/B measurements and as an escape hatch).
+    public static var weightIndexEnabled: Bool {
+        guard let value = getenv("ACTION_CLIP_WEIGHT_INDEX") else { return true }
+        return String(cString: value) != "0"
     }
 
     /// The directory part of a path ("." for a bare file name), for resolving external data.
@@ -110,7 +140,8 @@ struct ModelConverter {
             guard initializers[name] == nil else {
                 throw .duplicateValue(name: name, first: "an initializer", second: "another initializer")
             }
-            initializers[name] = try context.decodeTensor(tensorPointer, subject: "initializer '\(name)'")
+            initializers[name] = try context.decodeTensor(tensorPointer, subject: "initializer '\(name)'",
+                                                          initializerIndex: index)
             initializerNames.append(name)
         }
 

@@ -14,6 +14,8 @@ final class LoadContext {
     /// Directory that external data locations are relative to; nil when loading from bytes without one.
     let baseDirectory: String?
     private var externalFiles: [String: MappedFile] = [:]
+    /// Where the initializers' raw_data lies when the model was parsed through a `WeightIndex`.
+    var mappedWeights: MappedWeights?
 
     init(sourceName: String, baseDirectory: String?) {
         self.sourceName = sourceName
@@ -24,8 +26,10 @@ final class LoadContext {
     ///
     /// `raw_data` blocks are taken over from protobuf-c (the field is cleared, so `free_unpacked`
     /// leaves the block alone and the tensor storage frees it), so weights exist in one copy.
-    /// `subject` names the tensor in errors, e.g. "initializer 'fc.weight'".
-    func decodeTensor(_ proto: UnsafeMutablePointer<Onnx__TensorProto>, subject: String) throws(ONNXLoadError) -> Tensor {
+    /// `subject` names the tensor in errors, e.g. "initializer 'fc.weight'". `initializerIndex` is
+    /// the tensor's position among the graph's initializers, whose raw_data `mappedWeights` may hold.
+    func decodeTensor(_ proto: UnsafeMutablePointer<Onnx__TensorProto>, subject: String,
+                      initializerIndex: Int? = nil) throws(ONNXLoadError) -> Tensor {
         let typeCode = proto.pointee.data_type
         guard let dataType = DataType(rawValue: typeCode) else {
             throw .unsupportedDataType(tensor: subject, typeName: DataType.onnxName(code: typeCode))
@@ -55,6 +59,9 @@ final class LoadContext {
         }
         if proto.pointee.has_raw_data != 0 {
             return try decodeRaw(proto, layout)
+        }
+        if let initializerIndex, let mappedWeights, let region = mappedWeights.region(initializerIndex) {
+            return try mappedWeights.decode(region, layout)
         }
         return try decodeTyped(proto, layout)
     }
@@ -209,6 +216,70 @@ final class LoadContext {
             throw .externalData(tensor: subject, problem: "\(key) '\(text)' is not a non-negative integer")
         }
         return value
+    }
+}
+
+/// Initializer raw_data read where `WeightIndex` found it: in place in the file's mapping when it
+/// is aligned for its element type, otherwise copied once into a `WeightArena`.
+struct MappedWeights {
+    /// The whole serialized model (the file's mapping, or caller-owned memory).
+    let bytes: UnsafeRawBufferPointer
+    /// raw_data byte ranges in `bytes`, by initializer position.
+    let ranges: [Range<Int>?]
+    /// The file mapping that borrowed tensors keep alive; nil for models loaded from memory,
+    /// whose bytes the caller may free after loading, so everything is copied.
+    let mapping: MappedFile?
+    /// Where copies go; nil if the reservation failed (then each copy is an ordinary allocation).
+    let arena: WeightArena?
+
+    init(bytes: UnsafeRawBufferPointer, ranges: [Range<Int>?], mapping: MappedFile?) {
+        self.bytes = bytes
+        self.ranges = ranges
+        self.mapping = mapping
+        self.arena = WeightArena(capacity: WeightArena.capacity(for: ranges.lazy.map { $0?.count ?? 0 }))
+    }
+
+    /// The raw_data of initializer `index`; nil when it has none.
+    func region(_ index: Int) -> UnsafeRawBufferPointer? {
+        guard index >= 0, index < ranges.count, let range = ranges[index] else { return nil }
+        return UnsafeRawBufferPointer(rebasing: bytes[range])
+    }
+
+    func decode(_ region: UnsafeRawBufferPointer, _ layout: TensorLayout) throws(ONNXLoadError) -> Tensor {
+        guard region.count == layout.byteCount else {
+            throw .invalidTensor(tensor: layout.subject, problem: "\(region.count) bytes of raw_data \(layout.describe) (expected \(layout.byteCount))")
+        }
+        guard layout.byteCount > 0, let start = region.baseAddress else { return try layout.zeros() }
+        // Booleans are normalised to 0/1, which needs a writable copy; the mapping is read-only.
+        if let mapping, Int(bitPattern: start) % layout.dataType.byteSize == 0, layout.dataType != .bool {
+            let storage = TensorStorage(pointer: UnsafeMutableRawPointer(mutating: start), byteCount: layout.byteCount,
+                                        ownership: .borrowed(keeper: mapping))
+            return try layout.wrapping(storage)
+        }
+        let tensor: Tensor
+        if let arena, let destination = arena.allocate(layout.byteCount) {
+            destination.copyMemory(from: start, byteCount: layout.byteCount)
+            if layout.dataType == .bool { normalizeBooleans(destination, count: layout.count) }
+            tensor = try layout.wrapping(TensorStorage(pointer: destination, byteCount: layout.byteCount,
+                                                       ownership: .borrowed(keeper: arena)))
+        } else {
+            tensor = try layout.copy(from: start)
+        }
+        if mapping != nil { Self.releasePages(of: region) }
+        return tensor
+    }
+
+    /// Drops the mapped pages that lie wholly inside `region` from this process (they stay in the
+    /// page cache), so a copied tensor is not resident twice. The mapping is private and never
+    /// written, so nothing is lost: a later read would fault the file's bytes in again.
+    static func releasePages(of region: UnsafeRawBufferPointer) {
+        guard let start = region.baseAddress else { return }
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        guard page > 0 else { return }
+        let first = (Int(bitPattern: start) + page - 1) / page * page
+        let end = (Int(bitPattern: start) + region.count) / page * page
+        guard end > first, let address = UnsafeMutableRawPointer(bitPattern: first) else { return }
+        _ = madvise(address, end - first, Int32(MADV_DONTNEED))
     }
 }
 
