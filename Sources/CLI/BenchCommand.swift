@@ -88,7 +88,7 @@ struct BenchCommand: ParsableCommand {
         let frames = try Tensor(random.floats(8 * 3 * 224 * 224, -2, 2), shape: [8, 3, 224, 224])
         let frameFeatures = try Tensor(random.floats(8 * 512, -1, 1), shape: [1, 8, 512])
         let tokens = try userFacing { try classifier.promptTokens(labels: labels) }
-        let encoder = networks.textEncoder
+        let encoder = try networks.textEncoder
         let buckets = encoder.plan(tokens)
         let neededTokens = TextEncoder.neededLengths(tokens).reduce(0, +)
         let textRows = tokens.shape[0]

@@ -38,8 +38,9 @@ struct ModelOptions: ParsableArguments {
         ModelStore(directory: resolvedModelDirectory, offline: offline, progress: ProgressBar.report)
     }
 
-    /// Fetches (if needed), verifies and compiles the three networks.
-    func loadNetworks() throws -> ActionCLIPNetworks {
+    /// Fetches (if needed), verifies and compiles the three networks. With `loadText` false the text
+    /// network is loaded only when the text-feature cache does not hold the labels' features.
+    func loadNetworks(loadText: Bool = true) throws -> ActionCLIPNetworks {
         let store = store()
         let textName = store.contains(ActionCLIPNetworks.FileName.optimizedText)
             ? ActionCLIPNetworks.FileName.optimizedText : ActionCLIPNetworks.FileName.text
@@ -48,14 +49,21 @@ struct ModelOptions: ParsableArguments {
              text: try store.resolve(textName),
              fusion: try store.resolve(ActionCLIPNetworks.FileName.fusion))
         }
-        let networks = try userFacing { try ActionCLIPNetworks(imagePath: paths.image, textPath: paths.text, fusionPath: paths.fusion) }
-        let loaded = [(networks.imagePath, networks.image), (networks.textPath, networks.text), (networks.fusionPath, networks.fusion)]
-        for (path, program) in loaded {
-            if let note = program.model.metadata["action_clip_standin"] {
-                Diagnostics.warn("\((path as NSString).lastPathComponent) is a stand-in model (\(note)): its weights are random, so the scores mean nothing")
-            }
+        let textPath = paths.text
+        let networks = try userFacing {
+            try ActionCLIPNetworks(imagePath: paths.image, textPath: paths.text, fusionPath: paths.fusion, loadText: loadText,
+                                   onTextLoaded: { Self.warnIfStandIn(textPath, $0.fullProgram) })
         }
+        Self.warnIfStandIn(networks.imagePath, networks.image)
+        Self.warnIfStandIn(networks.fusionPath, networks.fusion)
         return networks
+    }
+
+    /// Stand-in models (random weights, Reference/export_standins.py) carry a metadata marker.
+    static func warnIfStandIn(_ path: String, _ program: GraphProgram) {
+        if let note = program.model.metadata["action_clip_standin"] {
+            Diagnostics.warn("\((path as NSString).lastPathComponent) is a stand-in model (\(note)): its weights are random, so the scores mean nothing")
+        }
     }
 
     func loadTokenizer() throws -> CLIPTokenizer {
@@ -108,7 +116,8 @@ struct ClassifyCommand: ParsableCommand {
         models.applyThreads()
         let labels = try resolvedLabels()
         let videos = try resolvedVideos()
-        let networks = try models.loadNetworks()
+        // The text network is loaded only if the cache misses (or is off).
+        let networks = try models.loadNetworks(loadText: noCache)
         let classifier = ZeroShotClassifier(networks: networks, tokenizer: try models.loadTokenizer(),
                                             textCache: noCache ? nil : models.textFeatureCache(for: networks))
         let report = try userFacing {

@@ -10,10 +10,13 @@ final class MappedFile: @unchecked Sendable {
     /// Nil for an empty file (mmap refuses length 0).
     let base: UnsafeRawPointer?
     let size: Int
+    /// The path it was opened with (for messages and tests).
+    let path: String
 
-    private init(base: UnsafeRawPointer?, size: Int) {
+    private init(base: UnsafeRawPointer?, size: Int, path: String) {
         self.base = base
         self.size = size
+        self.path = path
     }
 
     deinit {
@@ -30,7 +33,9 @@ final class MappedFile: @unchecked Sendable {
     /// Maps `path` read-only. MAP_PRIVATE so that a writer changing the file later cannot
     /// change tensors we already validated (pages not yet touched may still reflect edits, as
     /// with any mmap; this is a read-only engine over files the user chose).
-    static func map(_ path: String) throws(Failure) -> MappedFile {
+    /// `populate` maps every page at once (MAP_POPULATE); otherwise pages are faulted in as read
+    /// (or in batches with `populate(_:)`).
+    static func map(_ path: String, populate: Bool = true) throws(Failure) -> MappedFile {
         let descriptor = open(path, O_RDONLY | O_CLOEXEC)
         guard descriptor >= 0 else {
             let code = errno
@@ -43,11 +48,11 @@ final class MappedFile: @unchecked Sendable {
         if (status.st_mode & S_IFMT) == S_IFDIR { throw .isDirectory }
         guard (status.st_mode & S_IFMT) == S_IFREG else { throw .system("not a regular file") }
         let size = Int(status.st_size)
-        if size == 0 { return MappedFile(base: nil, size: 0) }
+        if size == 0 { return MappedFile(base: nil, size: 0, path: path) }
         // The parser reads every byte at once, so fault the whole file in with one call rather
         // than one page fault per 4 KiB page (about 90,000 for the image model).
         #if os(Linux)
-        let flags = MAP_PRIVATE | MAP_POPULATE
+        let flags = MAP_PRIVATE | (populate ? MAP_POPULATE : 0)
         #else
         let flags = MAP_PRIVATE
         #endif
@@ -55,7 +60,22 @@ final class MappedFile: @unchecked Sendable {
         guard let address, address != UnsafeMutableRawPointer(bitPattern: -1) else {
             throw .system("mmap failed: " + Self.message(errno))
         }
-        return MappedFile(base: UnsafeRawPointer(address), size: size)
+        return MappedFile(base: UnsafeRawPointer(address), size: size, path: path)
+    }
+
+    /// Maps the pages of `region` (inside this file's mapping) in one call, as MAP_POPULATE does for
+    /// a whole file. MADV_POPULATE_READ (22) is Linux 5.14+; where it is missing the pages are simply
+    /// faulted in when read.
+    static func populate(_ region: UnsafeRawBufferPointer) {
+        #if os(Linux)
+        guard let start = region.baseAddress, region.count > 0 else { return }
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        guard page > 0 else { return }
+        let first = Int(bitPattern: start) / page * page
+        let end = Int(bitPattern: start) + region.count
+        guard let address = UnsafeMutableRawPointer(bitPattern: first) else { return }
+        _ = madvise(address, end - first, 22)
+        #endif
     }
 
     private static func message(_ code: Int32) -> String {

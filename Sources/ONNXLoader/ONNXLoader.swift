@@ -19,8 +19,10 @@ public enum ONNXLoader {
 
     /// Loads the model at `path`. External data files are resolved relative to the file's directory.
     /// `useWeightIndex` false parses the whole file with protobuf-c (see `parse`).
-    public static func load(contentsOf path: String,
-                            useWeightIndex: Bool = weightIndexEnabled) throws(ONNXLoadError) -> ONNXModel {
+    /// `weightCache` says where aligned copies of misaligned weights are kept between runs
+    /// (`AlignedWeightCache`); the default follows the environment.
+    public static func load(contentsOf path: String, useWeightIndex: Bool = weightIndexEnabled,
+                            weightCache: WeightCacheSettings = .fromEnvironment()) throws(ONNXLoadError) -> ONNXModel {
         let file: MappedFile
         do {
             file = try MappedFile.map(path)
@@ -36,7 +38,7 @@ public enum ONNXLoader {
         // Weights whose raw_data is aligned keep `file` alive (they point into it); when none do,
         // the mapping is released as soon as this returns.
         return try parse(UnsafeRawBufferPointer(start: base, count: file.size), context: context, mapping: file,
-                         useWeightIndex: useWeightIndex)
+                         useWeightIndex: useWeightIndex, weightCache: weightCache)
     }
 
     /// Loads a model from bytes in memory. `baseDirectory` is where external data files live;
@@ -46,18 +48,28 @@ public enum ONNXLoader {
                             useWeightIndex: Bool = weightIndexEnabled) throws(ONNXLoadError) -> ONNXModel {
         let context = LoadContext(sourceName: "<memory>", baseDirectory: baseDirectory)
         guard bytes.count > 0 else { throw .emptyFile(path: context.sourceName) }
-        return try parse(bytes, context: context, mapping: nil, useWeightIndex: useWeightIndex)
+        return try parse(bytes, context: context, mapping: nil, useWeightIndex: useWeightIndex, weightCache: .disabled)
     }
 
     /// Parses `bytes` (a file's mapping when `mapping` is given). Initializer raw_data is located
     /// by `WeightIndex` and read where it lies, so protobuf-c only parses the rest; when the index
     /// cannot be built, or `ACTION_CLIP_WEIGHT_INDEX=0`, protobuf-c parses everything.
     private static func parse(_ bytes: UnsafeRawBufferPointer, context: LoadContext, mapping: MappedFile?,
-                              useWeightIndex: Bool) throws(ONNXLoadError) -> ONNXModel {
+                              useWeightIndex: Bool, weightCache: WeightCacheSettings) throws(ONNXLoadError) -> ONNXModel {
         let index = useWeightIndex ? WeightIndex.build(bytes) : nil
         let unpacked: UnsafeMutablePointer<Onnx__ModelProto>?
+        // The aligned weight cache is for mapped files with enough weights to be worth it.
+        var cacheTarget: (directory: String, key: UInt64)?
+        if let index, mapping != nil, let directory = weightCache.directory,
+           index.rawData.reduce(0, { $0 + ($1?.count ?? 0) }) >= weightCache.minimumBytes {
+            cacheTarget = (directory, AlignedWeightCache.key(skeleton: index.skeleton, ranges: index.rawData, fileSize: bytes.count))
+        }
         if let index {
-            context.mappedWeights = MappedWeights(bytes: bytes, ranges: index.rawData, mapping: mapping)
+            let cache = cacheTarget.flatMap { target in
+                AlignedWeightCache.load(path: AlignedWeightCache.path(directory: target.directory, key: target.key),
+                                        key: target.key, ranges: index.rawData, modelSize: bytes.count)
+            }
+            context.mappedWeights = MappedWeights(bytes: bytes, ranges: index.rawData, mapping: mapping, cache: cache)
             unpacked = index.skeleton.withUnsafeBufferPointer { skeleton in
                 skeleton.baseAddress.flatMap { onnx__model_proto__unpack(nil, skeleton.count, $0) }
             }
@@ -68,7 +80,14 @@ public enum ONNXLoader {
         }
         guard let message = unpacked else { throw .notProtobuf(path: context.sourceName) }
         defer { onnx__model_proto__free_unpacked(message, nil) }
-        return try ModelConverter(context: context).convert(message)
+        let model = try ModelConverter(context: context).convert(message)
+        // Weights that had to be copied go to the cache, so the next load maps them instead.
+        if let target = cacheTarget, let weights = context.mappedWeights, !weights.copied.isEmpty {
+            AlignedWeightCache.write(directory: target.directory, key: target.key, model: bytes, ranges: weights.ranges,
+                                     initializers: Set(weights.copied).union(weights.cache?.initializers ?? []).sorted())
+            for index in weights.copied { weights.region(index).map(MappedWeights.releasePages) }
+        }
+        return model
     }
 
     /// `ACTION_CLIP_WEIGHT_INDEX=0` makes protobuf-c copy every raw_data block, as before the index

@@ -61,7 +61,7 @@ final class LoadContext {
             return try decodeRaw(proto, layout)
         }
         if let initializerIndex, let mappedWeights, let region = mappedWeights.region(initializerIndex) {
-            return try mappedWeights.decode(region, layout)
+            return try mappedWeights.decode(region, index: initializerIndex, layout)
         }
         return try decodeTyped(proto, layout)
     }
@@ -220,8 +220,9 @@ final class LoadContext {
 }
 
 /// Initializer raw_data read where `WeightIndex` found it: in place in the file's mapping when it
-/// is aligned for its element type, otherwise copied once into a `WeightArena`.
-struct MappedWeights {
+/// is aligned for its element type, else from the `AlignedWeightCache` when that holds the same
+/// bytes, else copied once into a `WeightArena` (and noted, so the cache can be written).
+final class MappedWeights {
     /// The whole serialized model (the file's mapping, or caller-owned memory).
     let bytes: UnsafeRawBufferPointer
     /// raw_data byte ranges in `bytes`, by initializer position.
@@ -229,14 +230,20 @@ struct MappedWeights {
     /// The file mapping that borrowed tensors keep alive; nil for models loaded from memory,
     /// whose bytes the caller may free after loading, so everything is copied.
     let mapping: MappedFile?
+    /// Aligned copies of the misaligned initializers from an earlier load, if there is one.
+    let cache: AlignedWeightCache?
     /// Where copies go; nil if the reservation failed (then each copy is an ordinary allocation).
-    let arena: WeightArena?
+    private(set) lazy var arena: WeightArena? = WeightArena(capacity: WeightArena.capacity(for: ranges.lazy.map { $0?.count ?? 0 }))
+    /// Initializers that had to be copied because no verified cache entry held them.
+    private(set) var copied: [Int] = []
+    /// Initializers served from the cache.
+    private(set) var cacheHits = 0
 
-    init(bytes: UnsafeRawBufferPointer, ranges: [Range<Int>?], mapping: MappedFile?) {
+    init(bytes: UnsafeRawBufferPointer, ranges: [Range<Int>?], mapping: MappedFile?, cache: AlignedWeightCache? = nil) {
         self.bytes = bytes
         self.ranges = ranges
         self.mapping = mapping
-        self.arena = WeightArena(capacity: WeightArena.capacity(for: ranges.lazy.map { $0?.count ?? 0 }))
+        self.cache = cache
     }
 
     /// The raw_data of initializer `index`; nil when it has none.
@@ -245,16 +252,21 @@ struct MappedWeights {
         return UnsafeRawBufferPointer(rebasing: bytes[range])
     }
 
-    func decode(_ region: UnsafeRawBufferPointer, _ layout: TensorLayout) throws(ONNXLoadError) -> Tensor {
+    func decode(_ region: UnsafeRawBufferPointer, index: Int, _ layout: TensorLayout) throws(ONNXLoadError) -> Tensor {
         guard region.count == layout.byteCount else {
             throw .invalidTensor(tensor: layout.subject, problem: "\(region.count) bytes of raw_data \(layout.describe) (expected \(layout.byteCount))")
         }
         guard layout.byteCount > 0, let start = region.baseAddress else { return try layout.zeros() }
-        // Booleans are normalised to 0/1, which needs a writable copy; the mapping is read-only.
-        if let mapping, Int(bitPattern: start) % layout.dataType.byteSize == 0, layout.dataType != .bool {
-            let storage = TensorStorage(pointer: UnsafeMutableRawPointer(mutating: start), byteCount: layout.byteCount,
-                                        ownership: .borrowed(keeper: mapping))
-            return try layout.wrapping(storage)
+        // Booleans are normalised to 0/1, which needs a writable copy; the mappings are read-only.
+        if let mapping, layout.dataType != .bool {
+            if Int(bitPattern: start) % layout.dataType.byteSize == 0 {
+                return try Self.borrow(start, layout, keeper: mapping)
+            }
+            if let cache, let cached = cache.verifiedRegion(index, equalTo: region), let cachedStart = cached.baseAddress {
+                cacheHits += 1
+                Self.releasePages(of: region)
+                return try Self.borrow(cachedStart, layout, keeper: cache.mapping)
+            }
         }
         let tensor: Tensor
         if let arena, let destination = arena.allocate(layout.byteCount) {
@@ -265,8 +277,16 @@ struct MappedWeights {
         } else {
             tensor = try layout.copy(from: start)
         }
-        if mapping != nil { Self.releasePages(of: region) }
+        if mapping != nil {
+            if layout.dataType != .bool { copied.append(index) }
+            Self.releasePages(of: region)
+        }
         return tensor
+    }
+
+    private static func borrow(_ start: UnsafeRawPointer, _ layout: TensorLayout, keeper: MappedFile) throws(ONNXLoadError) -> Tensor {
+        try layout.wrapping(TensorStorage(pointer: UnsafeMutableRawPointer(mutating: start), byteCount: layout.byteCount,
+                                          ownership: .borrowed(keeper: keeper)))
     }
 
     /// Drops the mapped pages that lie wholly inside `region` from this process (they stay in the

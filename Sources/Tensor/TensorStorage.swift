@@ -45,9 +45,31 @@ public final class TensorStorage: @unchecked Sendable {
         // posix_memalign with size 0 may return nil; keep a valid pointer for empty tensors.
         let status = posix_memalign(&raw, 64, max(byteCount, 64))
         guard status == 0, let raw else { return nil }
+        Self.adviseHugePages(raw, byteCount: byteCount)
         self.pointer = raw
         self.byteCount = byteCount
         self.ownership = .allocated
+    }
+
+    /// Blocks at least this large are offered to transparent huge pages.
+    public static let hugePageThreshold = 4 << 20
+
+    /// Asks the kernel to back the 2 MiB-aligned interior of a large block with transparent huge
+    /// pages. Why: a first write to a fresh 4 KiB page costs a page fault, 2.7 µs each measured on
+    /// this project's VMs (`minor faults` in /usr/bin/time), so a 300 MB weight copy or a first run's
+    /// activations spent more time faulting than computing; with huge pages that is 512 times
+    /// fewer faults (323 MB copied in 46-61 ms instead of 210-237 ms). Where THP is set to
+    /// `madvise` (Debian's default) nothing happens without this call; elsewhere it is harmless.
+    @inline(__always)
+    public static func adviseHugePages(_ pointer: UnsafeMutableRawPointer, byteCount: Int) {
+        #if os(Linux)
+        guard byteCount >= hugePageThreshold else { return }
+        let hugePage = 2 << 20
+        let start = (Int(bitPattern: pointer) + hugePage - 1) / hugePage * hugePage
+        let end = (Int(bitPattern: pointer) + byteCount) / hugePage * hugePage
+        guard end > start, let address = UnsafeMutableRawPointer(bitPattern: start) else { return }
+        _ = madvise(address, end - start, Int32(MADV_HUGEPAGE))
+        #endif
     }
 
     deinit {

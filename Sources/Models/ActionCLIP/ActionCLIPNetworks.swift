@@ -26,17 +26,33 @@ public final class ActionCLIPNetworks: Sendable {
     }
 
     public let image: GraphProgram
-    public let text: GraphProgram
     public let fusion: GraphProgram
-    /// The text network with true-length encoding (`text` is its full 77-token program).
-    public let textEncoder: TextEncoder
-    /// Paths the networks were loaded from.
+    /// Paths the networks were loaded from (the text one when first needed, see `init`).
     public let imagePath: String
     public let textPath: String
     public let fusionPath: String
 
-    /// Loads and compiles the three graphs from files.
-    public init(imagePath: String, textPath: String, fusionPath: String) throws {
+    /// The text network, loaded at most once (a 250 MB file: a run whose text features all come
+    /// from the `TextFeatureCache` never reads it).
+    private let lazyText: LazyTextEncoder
+
+    /// The text network with true-length encoding; loads it on first use.
+    public var textEncoder: TextEncoder {
+        get throws { try lazyText.encoder() }
+    }
+
+    /// The text network's full 77-token program; loads it on first use.
+    public var text: GraphProgram {
+        get throws { try lazyText.encoder().fullProgram }
+    }
+
+    /// The text network if it has been loaded, without loading it.
+    public var loadedTextEncoder: TextEncoder? { lazyText.loaded }
+
+    /// Loads and compiles the three graphs from files. With `loadText` false the text graph is
+    /// loaded when first needed; `onTextLoaded` is called once it is (for warnings about the file).
+    public init(imagePath: String, textPath: String, fusionPath: String, loadText: Bool = true,
+                onTextLoaded: (@Sendable (TextEncoder) -> Void)? = nil) throws {
         func compile(_ path: String, role: String) throws -> GraphProgram {
             let model: ONNXModel
             do { model = try ONNXLoader.load(contentsOf: path) } catch {
@@ -54,12 +70,8 @@ public final class ActionCLIPNetworks: Sendable {
             return program
         }
         self.image = try compile(imagePath, role: "image")
-        do {
-            self.textEncoder = try TextEncoder(model: try ONNXLoader.load(contentsOf: textPath))
-        } catch {
-            throw Failure(description: "text model \(textPath): \(error)")
-        }
-        self.text = textEncoder.fullProgram
+        self.lazyText = LazyTextEncoder(path: textPath, onLoaded: onTextLoaded)
+        if loadText { _ = try lazyText.encoder() }
         self.fusion = try compile(fusionPath, role: "fusion")
         self.imagePath = imagePath
         self.textPath = textPath
@@ -90,6 +102,42 @@ public final class ActionCLIPNetworks: Sendable {
     /// graph allows it (`TextEncoder`), in runs of at most `chunkRows` 77-token rows' worth of
     /// tokens so that activations stay bounded (the MLP hidden state is rows·length·2048 floats).
     public func encodeText(_ tokens: Tensor, chunkRows: Int = 256) throws -> Tensor {
-        try textEncoder.encode(tokens, chunkRows: chunkRows)
+        try lazyText.encoder().encode(tokens, chunkRows: chunkRows)
+    }
+}
+
+/// Loads the text network once, on first request, from whichever thread asks first.
+private final class LazyTextEncoder: @unchecked Sendable {
+    private let path: String
+    private let onLoaded: (@Sendable (TextEncoder) -> Void)?
+    private let lock = NSLock()
+    private var value: TextEncoder?
+
+    init(path: String, onLoaded: (@Sendable (TextEncoder) -> Void)?) {
+        self.path = path
+        self.onLoaded = onLoaded
+    }
+
+    var loaded: TextEncoder? {
+        lock.lock()
+        defer { lock.unlock() }
+        return value
+    }
+
+    /// The encoder; a failed load is reported to every caller and tried again by the next one.
+    func encoder() throws -> TextEncoder {
+        lock.lock()
+        defer { lock.unlock() }
+        if let value { return value }
+        let encoder: TextEncoder
+        do {
+            encoder = try TextEncoder(model: try ONNXLoader.load(contentsOf: path))
+        } catch {
+            let text = "\(error)"
+            throw ActionCLIPNetworks.Failure(description: text.contains(path) ? "text model: \(text)" : "text model \(path): \(text)")
+        }
+        value = encoder
+        onLoaded?(encoder)
+        return encoder
     }
 }

@@ -1,0 +1,214 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Where the aligned weight cache lives and whether it is used.
+public struct WeightCacheSettings: Sendable, Equatable {
+    /// Directory of the cache files; nil turns the cache off.
+    public var directory: String?
+    /// Models with less raw_data than this are not cached (copying them costs little).
+    public var minimumBytes: Int
+
+    public init(directory: String?, minimumBytes: Int = 32 << 20) {
+        self.directory = directory
+        self.minimumBytes = minimumBytes
+    }
+
+    public static let disabled = WeightCacheSettings(directory: nil)
+
+    /// `$XDG_CACHE_HOME/action-clip/weights` (default `~/.cache/action-clip/weights`);
+    /// `ACTION_CLIP_WEIGHT_CACHE=0` turns the cache off, any other absolute path replaces the directory.
+    public static func fromEnvironment() -> WeightCacheSettings {
+        from { name in getenv(name).map { String(cString: $0) } }
+    }
+
+    /// The settings for an environment given as a lookup function.
+    public static func from(environment variable: (String) -> String?) -> WeightCacheSettings {
+        func value(_ name: String) -> String? { variable(name).flatMap { $0.isEmpty ? nil : $0 } }
+        if let setting = value("ACTION_CLIP_WEIGHT_CACHE") {
+            if setting == "0" { return .disabled }
+            if setting.hasPrefix("/") { return WeightCacheSettings(directory: setting) }
+        }
+        let base: String
+        if let xdg = value("XDG_CACHE_HOME"), xdg.hasPrefix("/") {
+            base = xdg
+        } else if let home = value("HOME") {
+            base = home + "/.cache"
+        } else {
+            return .disabled
+        }
+        return WeightCacheSettings(directory: base + "/action-clip/weights")
+    }
+}
+
+/// A file holding a model's misaligned initializers again, each at a 64-byte aligned offset, so
+/// that later loads map them in place instead of copying them.
+///
+/// Why: about 90 % of a torch export's weight bytes sit at offsets that are not a multiple of 4
+/// (each blob starts wherever its TensorProto header ends), so they cannot be used where the
+/// model's mapping holds them and must be copied. A copy needs fresh memory, and on the VMs this
+/// project is measured on a fresh page costs far more than the copy itself (the image model's
+/// 323 MB took 0.05 to 1.1 s depending on how recently the VM's memory had been used). Pages of
+/// this file are in the page cache after the first run, like the model's own.
+///
+/// Trust: the file is named by a hash of the model's structure, but its bytes are never taken on
+/// trust. Each tensor is compared with the model's raw_data (`memcmp`, both sides page-cache
+/// backed) before it is used; any difference, a short file or a foreign header makes the loader
+/// copy from the model as it would without a cache, and write a new cache file.
+///
+/// Layout (little-endian): "ACWEIGHT", UInt32 version, UInt32 entry count, UInt64 model key,
+/// UInt64 model file size; then per entry UInt64 initializer index, source offset, length, cache
+/// offset; then the data.
+final class AlignedWeightCache: @unchecked Sendable {
+    static let magic: [UInt8] = Array("ACWEIGHT".utf8)
+    static let version: UInt32 = 1
+    static let headerSize = 32
+    static let entrySize = 32
+    static let alignment = 64
+
+    struct Entry: Equatable {
+        let initializer: Int
+        let source: Range<Int>
+        let cacheOffset: Int
+    }
+
+    let mapping: MappedFile
+    /// Cache ranges by initializer index.
+    private let slots: [Int: Entry]
+
+    private init(mapping: MappedFile, slots: [Int: Entry]) {
+        self.mapping = mapping
+        self.slots = slots
+    }
+
+    /// A name for the model's cache file: FNV-1a over the model without its raw_data, the raw_data
+    /// ranges and the file size. Collisions are harmless (the bytes are compared before use).
+    static func key(skeleton: [UInt8], ranges: [Range<Int>?], fileSize: Int) -> UInt64 {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        func mix(_ byte: UInt8) { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
+        func mix(_ value: Int) { withUnsafeBytes(of: UInt64(truncatingIfNeeded: value).littleEndian) { $0.forEach(mix) } }
+        skeleton.forEach(mix)
+        for range in ranges {
+            mix(range?.lowerBound ?? -1)
+            mix(range?.count ?? -1)
+        }
+        mix(fileSize)
+        return hash
+    }
+
+    static func path(directory: String, key: UInt64) -> String {
+        let hex = String(key, radix: 16)
+        return directory + "/" + String(repeating: "0", count: 16 - hex.count) + hex + ".weights"
+    }
+
+    /// The cache file for this model, or nil when it is missing or does not describe these ranges.
+    /// Every size read from the file is checked against the file's length and the model's ranges.
+    static func load(path: String, key: UInt64, ranges: [Range<Int>?], modelSize: Int) -> AlignedWeightCache? {
+        // Not populated at once: each tensor's pages are mapped just before they are compared, while
+        // the model's copy of them is released, so the two are never resident together.
+        guard let mapping = try? MappedFile.map(path, populate: false), let base = mapping.base,
+              mapping.size >= headerSize else { return nil }
+        let bytes = UnsafeRawBufferPointer(start: base, count: mapping.size)
+        func word64(_ offset: Int) -> Int? {
+            guard offset >= 0, offset <= bytes.count - 8 else { return nil }
+            let value = UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: offset, as: UInt64.self))
+            return value <= UInt64(Int.max) ? Int(value) : nil
+        }
+        guard Array(bytes[0..<8]) == magic,
+              UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: 8, as: UInt32.self)) == version,
+              UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: 16, as: UInt64.self)) == key,
+              word64(24) == modelSize else { return nil }
+        let count = Int(UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: 12, as: UInt32.self)))
+        guard count <= ranges.count, headerSize + count * entrySize <= bytes.count else { return nil }
+        var slots: [Int: Entry] = [:]
+        for number in 0..<count {
+            let at = headerSize + number * entrySize
+            guard let index = word64(at), let offset = word64(at + 8), let length = word64(at + 16),
+                  let cacheOffset = word64(at + 24),
+                  index < ranges.count, let expected = ranges[index],
+                  expected.lowerBound == offset, expected.count == length,
+                  cacheOffset % alignment == 0, cacheOffset <= bytes.count, length <= bytes.count - cacheOffset,
+                  slots[index] == nil else { return nil }
+            slots[index] = Entry(initializer: index, source: expected, cacheOffset: cacheOffset)
+        }
+        return AlignedWeightCache(mapping: mapping, slots: slots)
+    }
+
+    /// The initializers this file holds.
+    var initializers: [Int] { slots.keys.sorted() }
+
+    /// Initializer `index`'s bytes from the cache if they equal `source` (the model's raw_data).
+    func verifiedRegion(_ index: Int, equalTo source: UnsafeRawBufferPointer) -> UnsafeRawBufferPointer? {
+        guard let entry = slots[index], let base = mapping.base, entry.source.count == source.count,
+              let sourceStart = source.baseAddress else { return nil }
+        let region = UnsafeRawBufferPointer(start: base + entry.cacheOffset, count: entry.source.count)
+        MappedFile.populate(region)
+        guard let start = region.baseAddress, memcmp(start, sourceStart, source.count) == 0 else { return nil }
+        return region
+    }
+
+    /// Writes a cache file holding `initializers`' raw_data from `model` (the model file's bytes).
+    /// Written to a temporary file and renamed, so readers never see half a file; any failure
+    /// (no space, read-only directory) leaves no file behind and is otherwise silent: the cache
+    /// only saves time.
+    static func write(directory: String, key: UInt64, model: UnsafeRawBufferPointer, ranges: [Range<Int>?],
+                      initializers: [Int]) {
+        let entries: [Entry] = {
+            var offset = (headerSize + initializers.count * entrySize + alignment - 1) / alignment * alignment
+            return initializers.compactMap { index in
+                guard index >= 0, index < ranges.count, let range = ranges[index] else { return nil }
+                defer { offset = (offset + range.count + alignment - 1) / alignment * alignment }
+                return Entry(initializer: index, source: range, cacheOffset: offset)
+            }
+        }()
+        guard !entries.isEmpty, makeDirectories(directory) else { return }
+        let path = Self.path(directory: directory, key: key)
+        let temporary = path + ".tmp.\(getpid())"
+        let descriptor = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard descriptor >= 0 else { return }
+        var header: [UInt8] = magic
+        func append<Value: FixedWidthInteger>(_ value: Value) { withUnsafeBytes(of: value.littleEndian) { header += $0 } }
+        append(version)
+        append(UInt32(entries.count))
+        append(key)
+        append(UInt64(model.count))
+        for entry in entries {
+            append(UInt64(entry.initializer))
+            append(UInt64(entry.source.lowerBound))
+            append(UInt64(entry.source.count))
+            append(UInt64(entry.cacheOffset))
+        }
+        var ok = header.withUnsafeBytes { writeAll(descriptor, $0, at: 0) }
+        for entry in entries where ok {
+            ok = writeAll(descriptor, UnsafeRawBufferPointer(rebasing: model[entry.source]), at: entry.cacheOffset)
+        }
+        let closed = close(descriptor) == 0
+        if !(ok && closed) || rename(temporary, path) != 0 { unlink(temporary) }
+    }
+
+    private static func writeAll(_ descriptor: Int32, _ bytes: UnsafeRawBufferPointer, at offset: Int) -> Bool {
+        var done = 0
+        while done < bytes.count {
+            guard let base = bytes.baseAddress else { return false }
+            let written = pwrite(descriptor, base + done, bytes.count - done, off_t(offset + done))
+            if written < 0 && errno == EINTR { continue }
+            guard written > 0 else { return false }
+            done += written
+        }
+        return true
+    }
+
+    /// `mkdir -p`; true when the directory exists afterwards.
+    private static func makeDirectories(_ path: String) -> Bool {
+        guard !path.isEmpty else { return false }
+        var current = path.hasPrefix("/") ? "" : "."
+        for component in path.split(separator: "/") {
+            current += "/" + component
+            if mkdir(current, 0o755) != 0 && errno != EEXIST { return false }
+        }
+        var status = stat()
+        return stat(path, &status) == 0 && (status.st_mode & S_IFMT) == S_IFDIR
+    }
+}
