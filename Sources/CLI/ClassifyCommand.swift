@@ -116,13 +116,21 @@ struct ClassifyCommand: ParsableCommand {
         models.applyThreads()
         let labels = try resolvedLabels()
         let videos = try resolvedVideos()
+        // Decoding needs no network and loading is one thread's work, so the two overlap: the
+        // videos (and the vocabulary) are read on a second thread while the networks load.
+        let sampling = frames.resolvedSampling()
+        let channelOrder = frames.channelOrder
+        let vocabulary = models.resolvedVocabulary
+        let background = BackgroundWork {
+            (try ZeroShotClassifier.prepare(videos: videos, sampling: sampling, channelOrder: channelOrder),
+             try CLIPTokenizer(vocabularyPath: vocabulary))
+        }
         // The text network is loaded only if the cache misses (or is off).
         let networks = try models.loadNetworks(loadText: noCache)
-        let classifier = ZeroShotClassifier(networks: networks, tokenizer: try models.loadTokenizer(),
+        let (prepared, tokenizer) = try userFacing { try background.result() }
+        let classifier = ZeroShotClassifier(networks: networks, tokenizer: tokenizer,
                                             textCache: noCache ? nil : models.textFeatureCache(for: networks))
-        let report = try userFacing {
-            try classifier.classify(videos: videos, labels: labels, sampling: frames.resolvedSampling(), channelOrder: frames.channelOrder)
-        }
+        let report = try userFacing { try classifier.classify(prepared: prepared, labels: labels) }
         for video in report.videos {
             for warning in video.warnings { Diagnostics.warn(warning) }
         }
@@ -194,5 +202,29 @@ enum SampleVideo {
                                offline: modelOptions.offline, progress: ProgressBar.report,
                                pinned: [fileName: sha256])
         return try userFacing { try store.resolve(fileName) }
+    }
+}
+
+/// A value computed on another thread; `result()` waits for it and rethrows its error.
+final class BackgroundWork<Value: Sendable>: @unchecked Sendable {
+    private let done = DispatchSemaphore(value: 0)
+    private var outcome: Result<Value, any Error>?
+
+    init(_ body: @escaping @Sendable () throws -> Value) {
+        let thread = Thread { [self] in
+            outcome = Result { try body() }
+            done.signal()
+        }
+        // Decoding large frames recurses little, but giflib and FFmpeg like a normal main-sized stack.
+        thread.stackSize = 8 << 20
+        thread.start()
+    }
+
+    /// Waits for the work (once; later calls return the same outcome).
+    func result() throws -> Value {
+        done.wait()
+        done.signal()
+        guard let outcome else { throw CLIError("background work ended without a result") }
+        return try outcome.get()
     }
 }

@@ -81,10 +81,16 @@ public final class TextEncoder: @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         if let cached = programs[length] { return cached }
+        let clock = ContinuousClock()
+        let start = clock.now
         var specialized = model
         specialized.graph = try specialization.graph(length: length)
         let program = try GraphProgram(model: specialized, options: options)
         programs[length] = program
+        if let profile = ExecutionProfile.current, profile.timing, profile.printsRuns {
+            let milliseconds = (clock.now - start).seconds * 1000
+            FileHandle.standardError.write(Data("text: compiled the \(length)-token program in \(String(format: "%.1f", milliseconds)) ms\n".utf8))
+        }
         return program
     }
 

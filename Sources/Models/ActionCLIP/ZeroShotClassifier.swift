@@ -84,31 +84,50 @@ public final class ZeroShotClassifier: Sendable {
         return (result.features, result.hit)
     }
 
-    /// Classifies each video against the labels. Each video is sampled with `sampling` from a fresh
-    /// generator, so with a seed S its frames are those `np.random.seed(S)` + ailia's script would
-    /// pick for that video alone.
-    public func classify(videos: [String], labels: [String], sampling: FrameSampling,
-                         channelOrder: ChannelOrder) throws -> Report {
+    /// Decoded and preprocessed videos, ready for the networks, with the time that took.
+    public struct PreparedVideos: Sendable {
+        public let paths: [String]
+        public let videos: [VideoPreprocessor.Prepared]
+        /// The seed that chose the frames (nil for centre sampling).
+        public let seed: UInt32?
+        public let milliseconds: Double
+    }
+
+    /// Decodes each video and prepares its 8 frames. Each video is sampled with `sampling` from a
+    /// fresh generator, so with a seed S its frames are those `np.random.seed(S)` + ailia's script
+    /// would pick for that video alone. Needs no network, so callers can run it while the
+    /// networks load.
+    public static func prepare(videos: [String], sampling: FrameSampling, channelOrder: ChannelOrder) throws -> PreparedVideos {
         guard !videos.isEmpty else { throw Failure(description: "no video given") }
         let clock = ContinuousClock()
-        var timings: [(stage: String, milliseconds: Double)] = []
+        let start = clock.now
+        let preprocessor = VideoPreprocessor()
+        let prepared = try videos.map { path in try preprocessor.prepare(path: path, sampling: sampling, channelOrder: channelOrder) }
+        let seed: UInt32? = if case .random(let seed) = sampling { seed } else { nil }
+        return PreparedVideos(paths: videos, videos: prepared, seed: seed, milliseconds: (clock.now - start).seconds * 1000)
+    }
+
+    /// Classifies each video against the labels (`prepare`, then `classify(prepared:labels:)`).
+    public func classify(videos: [String], labels: [String], sampling: FrameSampling,
+                         channelOrder: ChannelOrder) throws -> Report {
+        try classify(prepared: Self.prepare(videos: videos, sampling: sampling, channelOrder: channelOrder), labels: labels)
+    }
+
+    /// Classifies prepared videos against the labels.
+    public func classify(prepared: PreparedVideos, labels: [String]) throws -> Report {
+        let clock = ContinuousClock()
+        var timings: [(stage: String, milliseconds: Double)] = [("decode_and_preprocess", prepared.milliseconds)]
         func timed<T>(_ stage: String, _ body: () throws -> T) rethrows -> T {
             let start = clock.now
             defer { timings.append((stage, (clock.now - start).seconds * 1000)) }
             return try body()
         }
 
-        let seed: UInt32? = if case .random(let seed) = sampling { seed } else { nil }
-        let preprocessor = VideoPreprocessor()
-        let prepared = try timed("decode_and_preprocess") {
-            try videos.map { path in try preprocessor.prepare(path: path, sampling: sampling, channelOrder: channelOrder) }
-        }
-
         let fused = try timed("image_and_fusion") { () throws -> [Tensor] in
             var results: [Tensor] = []
             var start = 0
-            while start < prepared.count {
-                let batch = Array(prepared[start..<min(start + videosPerBatch, prepared.count)])
+            while start < prepared.videos.count {
+                let batch = Array(prepared.videos[start..<min(start + videosPerBatch, prepared.videos.count)])
                 let frames = try Movement.concat(batch.map(\.input), axis: 0)
                 let features = try networks.encodeFrames(frames)
                 let perVideo = try features.reshaped([batch.count, FrameSampling.segmentCount, features.count / (batch.count * FrameSampling.segmentCount)])
@@ -123,9 +142,9 @@ public final class ZeroShotClassifier: Sendable {
             try ZeroShotScoring.probabilities(videoFeatures: videoFeatures, textFeatures: text,
                                               templateCount: PromptTemplates.templates.count, labelCount: labels.count)
         }
-        let results = zip(prepared, videos).enumerated().map { index, pair in
+        let results = zip(prepared.videos, prepared.paths).enumerated().map { index, pair in
             VideoResult(path: pair.1, frameCount: pair.0.frameCount, frameIndices: pair.0.frameIndices,
-                        seed: seed, scores: probabilities[index], warnings: pair.0.warnings)
+                        seed: prepared.seed, scores: probabilities[index], warnings: pair.0.warnings)
         }
         var report = Report(labels: labels, videos: results, timings: timings)
         report.textFeaturesCached = textCached
