@@ -9,7 +9,11 @@ import Testing
         let fast = try conv2d(x, w, bias: b, geometry: geometry)
         let reference = try ReferenceKernels.conv2d(x, w, bias: b, geometry: geometry)
         #expect(fast.shape == expected)
-        #expect(maxMixedError(try fast.toArray(Float.self), try reference.toArray(Float.self)) < 1e-5)
+        // As in GEMMTests: float32 accumulation error grows with the inner dimension (C·kH·kW, 3072
+        // for the patch embedding) and differs between OpenBLAS kernel sets (it failed at 1e-5 with
+        // the Zen kernels), so the bound follows it.
+        let inner = wShape.dropFirst().reduce(1, *)
+        #expect(maxMixedError(try fast.toArray(Float.self), try reference.toArray(Float.self)) < Swift.max(1e-5, 1e-7 * Float(inner)))
     }
 
     @Test func patchEmbeddingStrideEqualsKernel() throws {
