@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Models
+import ONNXLoader
 import Tensor
 #if canImport(Glibc)
 import Glibc
@@ -150,6 +151,36 @@ struct BenchCommand: ParsableCommand {
             try measure("job: 1 clip, 10 labels, warm cache", gigaFLOPs: 70.5 + 0.30, note: clip.description) {
                 let cachedHit = try clip.classify(cached, labels: labels)
                 if !cachedHit { throw CLIError("the warm-cache job missed the text-feature cache") }
+            }
+        }
+
+        // Loading: the three files parsed, their weights mapped (or copied) and the graphs compiled.
+        try measure("load: the three models", gigaFLOPs: nil, note: "with the aligned weight cache \(WeightCacheSettings.fromEnvironment().directory == nil ? "off" : "on")") {
+            _ = try ActionCLIPNetworks(imagePath: networks.imagePath, textPath: networks.textPath, fusionPath: networks.fusionPath)
+        }
+
+        // The whole job as a user runs it: a new process each time, text-feature cache emptied
+        // before each run or left warm. Peak RSS is the child's own (wait4).
+        if case .file(let path) = clip {
+            let textCache = (scratch as NSString).appendingPathComponent("process-cache")
+            let arguments = ["--model-dir", models.resolvedModelDirectory, "--offline", "-v", path, "--seed", "0",
+                             "--threads", String(threads)] + (models.vocab.map { ["--vocab", $0] } ?? [])
+            // The text cache goes to the scratch folder; the weight cache stays where it is.
+            var environment = ["XDG_CACHE_HOME": textCache]
+            environment["ACTION_CLIP_WEIGHT_CACHE"] = WeightCacheSettings.fromEnvironment().directory ?? "0"
+            for warm in [false, true] {
+                var times: [Double] = []
+                var peak = 0.0
+                if warm { _ = try ChildProcess.run(arguments, environment: environment) }
+                for run in 0..<(warmup + runs) {
+                    if !warm { try? FileManager.default.removeItem(atPath: textCache) }
+                    let result = try ChildProcess.run(arguments, environment: environment)
+                    guard run >= warmup else { continue }
+                    times.append(result.milliseconds)
+                    peak = max(peak, result.peakRSSMegabytes)
+                }
+                rows.append(Row(name: "process: whole job, \(warm ? "warm" : "empty") text cache", times: times, gigaFLOPs: nil,
+                                peakRSSMegabytes: peak, note: "new `action-clip` process per run; peak MB is the child's"))
             }
         }
 
@@ -555,5 +586,45 @@ struct KernelBench {
             }
         }
         return text
+    }
+}
+
+/// Runs this executable as a child process, for the whole-job rows of `bench`.
+enum ChildProcess {
+    struct Result {
+        let milliseconds: Double
+        let peakRSSMegabytes: Double
+    }
+
+    /// Runs `/proc/self/exe arguments` with `environment` added to this process's, output
+    /// discarded; throws unless it exits with status 0.
+    static func run(_ arguments: [String], environment: [String: String]) throws -> Result {
+        var merged = ProcessInfo.processInfo.environment
+        for (key, value) in environment { merged[key] = value }
+        let executable = "/proc/self/exe"
+        let argv = ([executable] + arguments).map { strdup($0) } + [nil]
+        let envp = merged.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer { (argv + envp).forEach { free($0) } }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
+        let clock = ContinuousClock()
+        let start = clock.now
+        var pid: pid_t = 0
+        let spawned = posix_spawn(&pid, executable, &actions, nil, argv, envp)
+        guard spawned == 0 else { throw CLIError("bench: cannot start a child process: \(String(cString: strerror(spawned)))") }
+        var status: Int32 = 0
+        var usage = rusage()
+        while wait4(pid, &status, 0, &usage) < 0 {
+            guard errno == EINTR else { throw CLIError("bench: waiting for the child process failed") }
+        }
+        let milliseconds = (clock.now - start).seconds * 1000
+        // WIFEXITED and WEXITSTATUS are macros Swift does not import.
+        guard status & 0x7f == 0, (status >> 8) & 0xff == 0 else {
+            throw CLIError("bench: `action-clip \(arguments.joined(separator: " "))` failed (wait status \(status))")
+        }
+        return Result(milliseconds: milliseconds, peakRSSMegabytes: Double(usage.ru_maxrss) / 1024)
     }
 }
