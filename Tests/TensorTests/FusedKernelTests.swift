@@ -36,8 +36,7 @@ import Testing
         #expect(throws: KernelError.self) { try linear(x, weight: weight, bias: try randomTensor([8], &generator)) }
     }
 
-    // Lengths up to AttentionHeads.directLengthLimit (64) take the direct path, longer ones sgemm;
-    // head sizes 12, 16, 20, 32 and 64 cover the SIMD body and its scalar tail.
+    // Head sizes 12, 16, 20, 32 and 64; the text (7, 77), fusion (8) and image (50) lengths.
     @Test(arguments: [(50, 2, 64, 4, false), (77, 1, 48, 3, true), (7, 3, 24, 2, true), (17, 2, 32, 1, false),
                       (64, 1, 128, 2, true), (65, 2, 40, 2, true), (8, 1, 64, 4, false), (4, 5, 64, 1, true)])
     func selfAttentionMatchesReference(length: Int, batch: Int, embed: Int, heads: Int, masked: Bool) throws {

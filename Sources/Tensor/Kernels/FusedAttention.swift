@@ -1,9 +1,4 @@
 import CBLAS
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 
 // Thread policy of the attention kernel (see also Threading.swift): the two projections are
 // single large sgemms and OpenBLAS owns the cores for them. The per-(batch, head) part is many
@@ -61,22 +56,6 @@ public func selfAttention(_ x: Tensor, inWeight: Tensor, inBias: Tensor, outWeig
     let maskBase = mask?.floats.baseAddress
     let rowStride = 3 * embed * batch, contextStride = embed * batch
 
-    if length <= AttentionHeads.directLengthLimit && AttentionHeads.directEnabled {
-        Threading.parallelFor(0..<groups, minimumChunk: max(1, 4096 / max(1, length * length * headSize / 64))) { range in
-            let scores = UnsafeMutablePointer<Float>.allocate(capacity: length * length)
-            defer { scores.deallocate() }
-            for group in range {
-                let entry = group / heads, head = group % heads
-                let query = qkv + entry * 3 * embed + head * headSize
-                AttentionHeads.direct(query: query, key: query + embed, value: query + 2 * embed, rowStride: rowStride,
-                                      mask: maskBase.map { $0 + group * maskStride }, length: length, headSize: headSize,
-                                      scale: scale, scores: scores,
-                                      context: contextBase + entry * embed + head * headSize, contextStride: contextStride)
-            }
-        }
-        return try linear(context, weight: outWeight, bias: outBias, residual: residual)
-    }
-
     openblas_set_num_threads(1)
     Threading.parallelFor(0..<groups, minimumChunk: 1) { range in
         let scores = UnsafeMutablePointer<Float>.allocate(capacity: length * length)
@@ -104,83 +83,6 @@ public func selfAttention(_ x: Tensor, inWeight: Tensor, inBias: Tensor, outWeig
     openblas_set_num_threads(Int32(Threading.threadCount))
 
     return try linear(context, weight: outWeight, bias: outBias, residual: residual)
-}
-
-/// One attention head computed directly, for short sequences.
-///
-/// Why: CLIP's text rows are 4 to 20 tokens at their true length, the fusion transformer's 8, and
-/// each (row, head) pair needs two products of at most L x 64 x L. Through sgemm that is two BLAS
-/// calls per pair (2 x 160 rows x 8 heads x 12 layers = 30,720 calls for the default labels), each
-/// costing more in call and packing overhead than its arithmetic. Here the L x L scores, the
-/// softmax and the weighted sum of V are plain SIMD loops over the head's 64 values.
-public enum AttentionHeads {
-    /// Sequences up to this length take the direct path (sgemm above it). Measured with
-    /// `action-clip bench --kernels` on the full-size stand-ins: see docs/PERFORMANCE.md.
-    public static let directLengthLimit = 64
-
-    /// `ACTION_CLIP_DIRECT_ATTENTION=0` sends every length through sgemm (for A/B measurements).
-    public static let directEnabled: Bool = {
-        guard let value = getenv("ACTION_CLIP_DIRECT_ATTENTION") else { return true }
-        return String(cString: value) != "0"
-    }()
-
-    /// softmax(scale · Q Kᵀ + mask) V for one head. Row i of Q, K, V starts at `query`, `key`,
-    /// `value` + i·`rowStride`; `mask` (nil or L×L, row-major) is added to the scores; row i of the
-    /// result goes to `context` + i·`contextStride`. `scores` is scratch space for L×L floats.
-    @inline(__always)
-    public static func direct(query: UnsafePointer<Float>, key: UnsafePointer<Float>, value: UnsafePointer<Float>,
-                              rowStride: Int, mask: UnsafePointer<Float>?, length: Int, headSize: Int, scale: Float,
-                              scores: UnsafeMutablePointer<Float>, context: UnsafeMutablePointer<Float>, contextStride: Int) {
-        for row in 0..<length {
-            let line = scores + row * length
-            let q = query + row * rowStride
-            for column in 0..<length {
-                line[column] = scale * dot(q, key + column * rowStride, count: headSize)
-            }
-            if let mask { FusedVector.accumulate(mask + row * length, into: line, count: length) }
-            VectorMath.softmaxRow(line, line, count: length)
-            let output = context + row * contextStride
-            output.update(repeating: 0, count: headSize)
-            // Every position is summed, masked ones with weight 0, as the graph's MatMul does.
-            for column in 0..<length {
-                axpy(line[column], value + column * rowStride, output, count: headSize)
-            }
-        }
-    }
-
-    @inline(__always)
-    static func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, count: Int) -> Float {
-        var total = FloatVector(repeating: 0)
-        var index = 0
-        while index + VectorMath.width <= count {
-            total += UnsafeRawPointer(a + index).loadUnaligned(as: FloatVector.self)
-                * UnsafeRawPointer(b + index).loadUnaligned(as: FloatVector.self)
-            index += VectorMath.width
-        }
-        var sum = total.sum()
-        while index < count {
-            sum += a[index] * b[index]
-            index += 1
-        }
-        return sum
-    }
-
-    /// output += weight · x.
-    @inline(__always)
-    static func axpy(_ weight: Float, _ x: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, count: Int) {
-        let factor = FloatVector(repeating: weight)
-        var index = 0
-        while index + VectorMath.width <= count {
-            let sum = UnsafeRawPointer(output + index).loadUnaligned(as: FloatVector.self)
-                + factor * UnsafeRawPointer(x + index).loadUnaligned(as: FloatVector.self)
-            UnsafeMutableRawPointer(output + index).storeBytes(of: sum, as: FloatVector.self)
-            index += VectorMath.width
-        }
-        while index < count {
-            output[index] += weight * x[index]
-            index += 1
-        }
-    }
 }
 
 extension ReferenceKernels {
