@@ -54,7 +54,8 @@ struct ActionCLIPCommand: ParsableCommand {
         discussion: """
         Exit codes: 0 success, 1 bad input or failed check, 2 usage error.
         Environment: ACTION_CLIP_TIMING=1 prints time per op type after each graph run;
-        ACTION_CLIP_TRACE=1 prints one line per executed node.
+        ACTION_CLIP_TRACE=1 prints one line per executed node; ACTION_CLIP_WEIGHT_CACHE=0 turns off \
+        the aligned weight cache ($XDG_CACHE_HOME/action-clip/weights, default ~/.cache/action-clip/weights).
         """,
         subcommands: [ClassifyCommand.self, TokenizeCommand.self, PreprocessCommand.self,
                       InspectCommand.self, RunCommand.self, ValidateCommand.self, BenchCommand.self],
