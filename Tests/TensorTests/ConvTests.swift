@@ -22,6 +22,15 @@ import Testing
                   geometry: ConvolutionGeometry(strides: [32, 32]), expected: [2, 16, 2, 2])
     }
 
+    @Test func patchEmbeddingWithBiasAndLeftoverPixels() throws {
+        // Windows that tile the image (stride = kernel) take the one-sgemm path; pixels past the last
+        // whole window are ignored, and non-square kernels keep rows and columns apart.
+        try check(x: [3, 2, 70, 65], w: [5, 2, 32, 16], bias: true,
+                  geometry: ConvolutionGeometry(strides: [32, 16]), expected: [3, 5, 2, 4])
+        try check(x: [1, 3, 4, 4], w: [2, 3, 2, 2], bias: false,
+                  geometry: ConvolutionGeometry(strides: [2, 2]), expected: [1, 2, 2, 2])
+    }
+
     @Test func padsStridesDilations() throws {
         try check(x: [1, 3, 11, 13], w: [5, 3, 3, 3], bias: true,
                   geometry: ConvolutionGeometry(pads: [1, 2, 0, 1], strides: [2, 1], dilations: [1, 2]),
