@@ -1,0 +1,81 @@
+import CKernels
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Matrix products with few rows (M <= `maximumRows`) against a weight used in place, in place of
+/// sgemm: `C[rows, n] += A[rows, k] * W[k, n]`.
+///
+/// Why: with M = 8 (the fusion transformer runs its 8 frame tokens through 6 layers of width 512)
+/// OpenBLAS packs the whole weight into its panel format on every call, so each weight byte
+/// crosses the memory bus about three times, and the graph's 75 MB of weights do not fit the L3
+/// cache. The C kernel (Sources/CKernels/SkinnyGEMM.c) reads each weight element from memory once.
+///
+/// Threading: the columns are split into contiguous ranges, one per `Threading.threadCount`
+/// thread, under `Threading.parallelFor`. This call replaces the sgemm, so OpenBLAS is idle while
+/// it runs and the policy of Threading.swift (never both at once) holds.
+///
+/// `ACTION_CLIP_SKINNY_GEMM` selects the implementation, read once per process:
+/// unset or `1`/`auto`: AVX2+FMA when the CPU has it, else portable C; `portable`: the plain C
+/// version; `0`/`off`: never, every product goes to OpenBLAS (for A/B measurements).
+public enum SkinnyGEMM {
+    /// One implementation of the kernel.
+    public enum Path: String, Sendable, CaseIterable {
+        /// `__attribute__((target("avx2,fma")))` intrinsics, used only after a run-time CPU check.
+        case avx2
+        /// Plain C, any CPU.
+        case portable
+    }
+
+    /// Largest row count routed to the skinny kernel. Measured crossover against OpenBLAS
+    /// (Haswell kernels, 2 threads, Zen 3, `action-clip bench --kernels`): see the report in
+    /// PERFORMANCE.md. Above it sgemm's packing is amortised over enough rows to pay off.
+    public static let maximumRows = 16
+
+    /// Whether this CPU can run `Path.avx2`.
+    public static var cpuHasAVX2FMA: Bool { ck_cpu_has_avx2_fma() != 0 }
+
+    /// The implementation `linear` and `matmul` use for small M, or nil when the kernel is off
+    /// (see `ACTION_CLIP_SKINNY_GEMM` above).
+    public static let selectedPath: Path? = {
+        let value = getenv("ACTION_CLIP_SKINNY_GEMM").map { String(cString: $0).lowercased() } ?? ""
+        switch value {
+        case "0", "off", "false", "no": return nil
+        case "portable": return .portable
+        default: return ck_cpu_has_avx2_fma() != 0 ? .avx2 : .portable
+        }
+    }()
+
+    /// The path to use for a product of `rows` rows, or nil for sgemm.
+    @inline(__always)
+    static func path(rows: Int, k: Int, n: Int) -> Path? {
+        guard rows >= 1, rows <= maximumRows, k >= 1, n >= 1 else { return nil }
+        return selectedPath
+    }
+
+    /// `c[i, j] += sum_p a[i, p] * w[p, j]` for a [rows, k] (row stride k), w [k, n] and c
+    /// [rows, n], both row-major and contiguous, split over the engine's threads by columns.
+    /// `path` nil means `selectedPath` (or `.portable` if the kernel is switched off). Asking for
+    /// `.avx2` on a CPU without it falls back to `.portable` rather than crashing.
+    public static func accumulate(rows: Int, k: Int, n: Int, a: UnsafePointer<Float>, w: UnsafePointer<Float>,
+                                  c: UnsafeMutablePointer<Float>, path: Path? = nil) {
+        guard rows > 0, k > 0, n > 0 else { return }
+        let chosen = path ?? selectedPath ?? .portable
+        let useAVX2 = chosen == .avx2 && ck_cpu_has_avx2_fma() != 0
+        // Columns go out in strips of 16 (one 64-byte line of W) so no two threads share a line of
+        // W or of C. A thread is worth waking only for about 32K weights (~0.1 MB) or more.
+        let strip = 16
+        let strips = (n + strip - 1) / strip
+        let minimumStrips = max(1, (1 << 15) / (strip * k))
+        Threading.parallelFor(0..<strips, minimumChunk: minimumStrips) { range in
+            let first = range.lowerBound * strip, end = min(n, range.upperBound * strip)
+            if useAVX2 {
+                ck_skinny_gemm_avx2(rows, k, a, k, w, n, c, n, first, end)
+            } else {
+                ck_skinny_gemm_portable(rows, k, a, k, w, n, c, n, first, end)
+            }
+        }
+    }
+}
