@@ -56,7 +56,7 @@ let package = Package(
         ]),
 
         // MARK: Tests
-        .testTarget(name: "TensorTests", dependencies: ["Tensor"]),
+        .testTarget(name: "TensorTests", dependencies: ["Tensor", "CKernels"]),
         .testTarget(name: "ONNXLoaderTests", dependencies: ["ONNXLoader", "ONNXProto", "Tensor"], exclude: ["Fixtures"]),
         .testTarget(name: "ModelsTests", dependencies: ["Models", "ONNXLoader", "ONNXProto", "Tensor"], exclude: ["Fixtures"]),
         .testTarget(name: "CLITests", dependencies: ["Models", "Tensor"]),
