@@ -1,38 +1,58 @@
-// Skinny-M GEMM: C[m, n0:n1] += A[m, k] * W[k, n0:n1] for m of at most a few dozen rows.
+// Skinny-M GEMM: C[m, n] += A[m, k] * W[k, n] for m of at most a few dozen rows, W used in place.
 //
 // Why not sgemm: with m = 8, OpenBLAS packs the whole weight matrix into its panel format on every
 // call, so each weight byte crosses the memory bus several times. The fusion transformer's weights
-// (75 MB) do not fit the L3 cache, so that graph is memory-bound and the packing dominates.
-// Here every weight element is loaded from memory exactly once and used for all (up to 8) rows
-// while it sits in a register.
+// (75 MB) do not fit the L3 cache, so that graph is memory-bound and the packing dominates. Here
+// every weight element is loaded from memory once and used for 8 rows while it is in a register.
 //
-// Loop order (AVX2 version), chosen by measurement on a Zen 3 (see the commit message / report):
-//  * k is split into blocks of KBLOCK rows of W. Within a block the columns are walked in strips
-//    of 8 floats; for each strip an 8-row x 8-column tile of C lives in 8 ymm registers across
-//    the block's KBLOCK rows (1 W load + 8 broadcasts + 8 FMAs per row of W).
-//  * Walking a strip down *all* of k instead (no blocking) touches a new 4 KB page on every W row
-//    and defeats the hardware prefetchers: measured 2-3x slower. Blocking keeps KBLOCK sequential
-//    streams, and a software prefetch PREFETCH floats ahead on each of them (wrapping into the next
-//    block) hides the DRAM latency.
-//  * C tiles are reloaded once per block, an overhead of 1/KBLOCK; C (8 x n floats) stays in L1/L2.
-//  * More than 8 rows: groups of 8 rows per block; only the first group misses in cache on W.
+// Design of the AVX2 version, each point measured on the 2-core Zen 3 build host (fusion-graph
+// weights, 2 threads; the figures are the kernel alone over the 24 products of the graph):
+//  * Transposed register tile. The output is built as panels of 8 rows: one ymm register holds
+//    C[0..8, j] for one column j. Per row p of W: one vector of A[0..8, p] (A packed p-major per
+//    block) and, for 12 columns, 12 broadcasts of W[p, j] and 12 FMAs into 12 accumulators. 12
+//    independent FMA chains cover the FMA latency (4 cycles x 2 pipes) with slack; the first
+//    version (8 rows x 8 columns, 8 accumulators, A broadcast from its rows) reached ~50% of FMA
+//    peak in L2 and ~6 ms, this one ~60% and 3.7 ms.
+//  * k is walked in blocks of KBLOCK rows of W, and within a block the columns in strips of 12.
+//    Walking a strip down *all* of k instead touches a new 4 KB page on every W row and defeats
+//    the hardware prefetchers (2-3x slower). A block keeps KBLOCK sequential streams, and a
+//    software prefetch PREFETCH floats ahead on each (wrapping into the next block) hides DRAM
+//    latency. KBLOCK 16 beat 8, 24, 32 and 64.
+//  * The panels live in a caller-provided buffer, full width (all n columns): chunks of 512 or 1024
+//    columns were 5-15% slower (shorter sequential runs per W row).
+//  * Threads split k, not n (see SkinnyGEMM.swift): each thread then streams one contiguous slice
+//    of W; its partial panels are summed into C by ck_skinny_reduce. 3.7 ms vs 4.1 ms split by n.
+//  * More than 8 rows: one panel after the other per block; the second finds the W block in L1.
 
 #include "ckernels.h"
+#include "ckernels_pool.h"
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 #define CK_X86 1
 #endif
 
-enum { KBLOCK = 32, PREFETCH = 64, ROWS = 8 };
+// Overridable only for tuning experiments.
+#ifndef CK_KBLOCK
+#define CK_KBLOCK 16
+#endif
+#ifndef CK_PREFETCH
+#define CK_PREFETCH 64
+#endif
+// Rows of W per block, floats of prefetch distance, rows per panel, columns per register tile.
+enum { KBLOCK = CK_KBLOCK, PREFETCH = CK_PREFETCH, PANEL = 8, STRIP = 12 };
+
+ptrdiff_t ck_skinny_partial_floats(ptrdiff_t m, ptrdiff_t n) {
+    return (m + PANEL - 1) / PANEL * n * PANEL;
+}
 
 // MARK: - Portable
 
 void ck_skinny_gemm_portable(ptrdiff_t m, ptrdiff_t k, const float *a, ptrdiff_t lda, const float *w, ptrdiff_t ldw,
                              float *c, ptrdiff_t ldc, ptrdiff_t n0, ptrdiff_t n1) {
     if (m <= 0 || k <= 0 || n1 <= n0) return;
-    // Same blocking as the AVX2 version (W block stays in cache while every row uses it); the
-    // innermost loop is a contiguous axpy the compiler can vectorise with the baseline ISA.
+    // Blocked over k so the W block stays in cache while every row uses it; the innermost loop is
+    // a contiguous axpy the compiler can vectorise with the baseline ISA.
     for (ptrdiff_t p0 = 0; p0 < k; p0 += KBLOCK) {
         ptrdiff_t pend = p0 + KBLOCK < k ? p0 + KBLOCK : k;
         for (ptrdiff_t i = 0; i < m; i++) {
@@ -47,97 +67,103 @@ void ck_skinny_gemm_portable(ptrdiff_t m, ptrdiff_t k, const float *a, ptrdiff_t
     }
 }
 
+void ck_skinny_reduce(ptrdiff_t m, ptrdiff_t n, const float *partials, ptrdiff_t count, ptrdiff_t stride,
+                      float *c, ptrdiff_t ldc, ptrdiff_t j0, ptrdiff_t j1) {
+    for (ptrdiff_t g = 0; g * PANEL < m; g++) {
+        const ptrdiff_t rows = m - g * PANEL < PANEL ? m - g * PANEL : PANEL;
+        for (ptrdiff_t j = j0; j < j1; j++) {
+            float sum[PANEL];
+            const float *panel = partials + (g * n + j) * PANEL;
+            for (int r = 0; r < PANEL; r++) sum[r] = panel[r];
+            for (ptrdiff_t t = 1; t < count; t++)
+                for (int r = 0; r < PANEL; r++) sum[r] += panel[t * stride + r];
+            for (ptrdiff_t r = 0; r < rows; r++) c[(g * PANEL + r) * ldc + j] += sum[r];
+        }
+    }
+}
+
 #ifdef CK_X86
 
 // MARK: - AVX2 + FMA
 
 #define CK_AVX2 __attribute__((target("avx2,fma")))
-#define CK_INLINE static inline __attribute__((always_inline))
 
-// Mask with the first `count` (0...8) lanes set, for the last partial strip of columns.
-CK_AVX2 CK_INLINE __m256i ck_lane_mask(ptrdiff_t count) {
-    const __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-    return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)count), lanes);
-}
-
-// One ROWS x 8 tile over `kb` rows of W: c[r, 0:8] += sum_p a[r, p] * w[p, 0:8] for r < rows.
-// `rows` is a compile-time constant at every call site (the switch below), so the accumulators
-// stay in registers and the row loops unroll.
-#define CK_TILE_BODY(LOAD_W, LOAD_C, STORE_C)                                                      \
-    __m256 acc[ROWS];                                                                            \
-    for (int r = 0; r < rows; r++) acc[r] = LOAD_C(c + r * ldc);                                 \
-    for (ptrdiff_t p = 0; p < kb; p++, w += ldw) {                                               \
-        const __m256 x = LOAD_W(w);                                                              \
-        for (int r = 0; r < rows; r++)                                                           \
-            acc[r] = _mm256_fmadd_ps(_mm256_broadcast_ss(a + r * lda + p), x, acc[r]);           \
-    }                                                                                            \
-    for (int r = 0; r < rows; r++) STORE_C(c + r * ldc, acc[r]);
-
-CK_AVX2 CK_INLINE void ck_tile(const int rows, ptrdiff_t kb, const float *a, ptrdiff_t lda, const float *w,
-                               ptrdiff_t ldw, float *c, ptrdiff_t ldc) {
-#define CK_LOAD(pointer) _mm256_loadu_ps(pointer)
-#define CK_STORE(pointer, value) _mm256_storeu_ps(pointer, value)
-    CK_TILE_BODY(CK_LOAD, CK_LOAD, CK_STORE)
-#undef CK_LOAD
-#undef CK_STORE
-}
-
-CK_AVX2 CK_INLINE void ck_tile_masked(const int rows, ptrdiff_t kb, const float *a, ptrdiff_t lda, const float *w,
-                                      ptrdiff_t ldw, float *c, ptrdiff_t ldc, __m256i mask) {
-#define CK_LOAD(pointer) _mm256_maskload_ps(pointer, mask)
-#define CK_STORE(pointer, value) _mm256_maskstore_ps(pointer, mask, value)
-    CK_TILE_BODY(CK_LOAD, CK_LOAD, CK_STORE)
-#undef CK_LOAD
-#undef CK_STORE
-}
-
-// All full strips, then the partial one, of one block of `kb` W rows for `rows` rows of A.
-// Prefetches the W lines PREFETCH floats ahead on each of the block's rows when `prefetch`.
-CK_AVX2 CK_INLINE void ck_block(const int rows, ptrdiff_t kb, ptrdiff_t k0, ptrdiff_t k, const float *a,
-                                ptrdiff_t lda, const float *w, ptrdiff_t ldw, float *c, ptrdiff_t ldc,
-                                ptrdiff_t n0, ptrdiff_t n1, int prefetch) {
-    const float *block = w + k0 * ldw;
-    ptrdiff_t j = n0;
-    for (; j + 8 <= n1; j += 8) {
-        // One prefetch per row of the block per 16 columns (a 64-byte line). Past the end of the
-        // range it moves to the start of the next block's rows, which come next.
-        if (prefetch && ((j - n0) & 15) == 0) {
+// One panel (8 rows) over one block of kb rows of W, all n columns. `packed` holds the block of
+// A p-major: packed[p * 8 + r]. `block` points at W[k0, 0]; `next` at the next block (for the
+// prefetch), with `nextRows` rows (0 when this is the last block).
+CK_AVX2 static void ck_panel_block(ptrdiff_t kb, const float *packed, const float *block, const float *next,
+                                   ptrdiff_t nextRows, ptrdiff_t ldw, ptrdiff_t n, float *panel, int prefetch) {
+    ptrdiff_t j = 0;
+    for (; j + STRIP <= n; j += STRIP) {
+        // About one prefetch per block row per 64-byte line (12 floats is 48 bytes; the mask test
+        // fires on 3 of every 4 strips). Past the end of the row it moves to the next block.
+        if (prefetch && (j & 15) < STRIP) {
             ptrdiff_t column = j + PREFETCH;
             const float *target = block;
             ptrdiff_t count = kb;
-            if (column >= n1) {
-                column = n0 + (column - n1);
-                target = block + kb * ldw;
-                count = k - (k0 + kb) < KBLOCK ? k - (k0 + kb) : KBLOCK;
+            if (column >= n) {
+                column -= n;
+                target = next;
+                count = nextRows;
             }
-            if (column < n1)
+            if (column < n)
                 for (ptrdiff_t p = 0; p < count; p++) _mm_prefetch((const char *)(target + p * ldw + column), _MM_HINT_T0);
         }
-        ck_tile(rows, kb, a + k0, lda, block + j, ldw, c + j, ldc);
+        float *out = panel + j * PANEL;
+        __m256 c0 = _mm256_loadu_ps(out), c1 = _mm256_loadu_ps(out + 8), c2 = _mm256_loadu_ps(out + 16);
+        __m256 c3 = _mm256_loadu_ps(out + 24), c4 = _mm256_loadu_ps(out + 32), c5 = _mm256_loadu_ps(out + 40);
+        __m256 c6 = _mm256_loadu_ps(out + 48), c7 = _mm256_loadu_ps(out + 56), c8 = _mm256_loadu_ps(out + 64);
+        __m256 c9 = _mm256_loadu_ps(out + 72), c10 = _mm256_loadu_ps(out + 80), c11 = _mm256_loadu_ps(out + 88);
+        const float *row = block + j;
+        for (ptrdiff_t p = 0; p < kb; p++, row += ldw) {
+            const __m256 x = _mm256_loadu_ps(packed + p * PANEL);
+            c0 = _mm256_fmadd_ps(_mm256_broadcast_ss(row + 0), x, c0);
+            c1 = _mm256_fmadd_ps(_mm256_broadcast_ss(row + 1), x, c1);
+            c2 = _mm256_fmadd_ps(_mm256_broadcast_ss(row + 2), x, c2);
+            c3 = _mm256_fmadd_ps(_mm256_broadcast_ss(row + 3), x, c3);
+            c4 = _mm256_fmadd_ps(_mm256_broadcast_ss(row + 4), x, c4);
+            c5 = _mm256_fmadd_ps(_mm256_broadcast_ss(row + 5), x, c5);
+            c6 = _mm256_fmadd_ps(_mm256_broadcast_ss(row + 6), x, c6);
+            c7 = _mm256_fmadd_ps(_mm256_broadcast_ss(row + 7), x, c7);
+            c8 = _mm256_fmadd_ps(_mm256_broadcast_ss(row + 8), x, c8);
+            c9 = _mm256_fmadd_ps(_mm256_broadcast_ss(row + 9), x, c9);
+            c10 = _mm256_fmadd_ps(_mm256_broadcast_ss(row + 10), x, c10);
+            c11 = _mm256_fmadd_ps(_mm256_broadcast_ss(row + 11), x, c11);
+        }
+        _mm256_storeu_ps(out, c0); _mm256_storeu_ps(out + 8, c1); _mm256_storeu_ps(out + 16, c2);
+        _mm256_storeu_ps(out + 24, c3); _mm256_storeu_ps(out + 32, c4); _mm256_storeu_ps(out + 40, c5);
+        _mm256_storeu_ps(out + 48, c6); _mm256_storeu_ps(out + 56, c7); _mm256_storeu_ps(out + 64, c8);
+        _mm256_storeu_ps(out + 72, c9); _mm256_storeu_ps(out + 80, c10); _mm256_storeu_ps(out + 88, c11);
     }
-    if (j < n1) ck_tile_masked(rows, kb, a + k0, lda, block + j, ldw, c + j, ldc, ck_lane_mask(n1 - j));
+    // Last < 12 columns one at a time (a single FMA chain, but at most 11 columns per block).
+    for (; j < n; j++) {
+        float *out = panel + j * PANEL;
+        __m256 sum = _mm256_loadu_ps(out);
+        for (ptrdiff_t p = 0; p < kb; p++)
+            sum = _mm256_fmadd_ps(_mm256_broadcast_ss(block + p * ldw + j), _mm256_loadu_ps(packed + p * PANEL), sum);
+        _mm256_storeu_ps(out, sum);
+    }
 }
 
-CK_AVX2 void ck_skinny_gemm_avx2(ptrdiff_t m, ptrdiff_t k, const float *a, ptrdiff_t lda, const float *w, ptrdiff_t ldw,
-                                 float *c, ptrdiff_t ldc, ptrdiff_t n0, ptrdiff_t n1) {
-    if (m <= 0 || k <= 0 || n1 <= n0) return;
+CK_AVX2 void ck_skinny_partial_avx2(ptrdiff_t m, ptrdiff_t k, const float *a, ptrdiff_t lda, const float *w,
+                                    ptrdiff_t ldw, ptrdiff_t n, float *partial) {
+    if (m <= 0 || n <= 0) return;
+    const ptrdiff_t total = ck_skinny_partial_floats(m, n);
+    for (ptrdiff_t index = 0; index < total; index++) partial[index] = 0;
+    // The current block of A for one panel, p-major, rows past m zero.
+    float packed[KBLOCK * PANEL];
     for (ptrdiff_t k0 = 0; k0 < k; k0 += KBLOCK) {
         const ptrdiff_t kb = k - k0 < KBLOCK ? k - k0 : KBLOCK;
-        for (ptrdiff_t i = 0; i < m; i += ROWS) {
-            const float *arow = a + i * lda;
-            float *crow = c + i * ldc;
-            const int prefetch = i == 0;   // later row groups find the block in L1/L2
-            // Constant row counts so each case compiles to its own register-resident tile.
-            switch (m - i < ROWS ? m - i : ROWS) {
-            case 1: ck_block(1, kb, k0, k, arow, lda, w, ldw, crow, ldc, n0, n1, prefetch); break;
-            case 2: ck_block(2, kb, k0, k, arow, lda, w, ldw, crow, ldc, n0, n1, prefetch); break;
-            case 3: ck_block(3, kb, k0, k, arow, lda, w, ldw, crow, ldc, n0, n1, prefetch); break;
-            case 4: ck_block(4, kb, k0, k, arow, lda, w, ldw, crow, ldc, n0, n1, prefetch); break;
-            case 5: ck_block(5, kb, k0, k, arow, lda, w, ldw, crow, ldc, n0, n1, prefetch); break;
-            case 6: ck_block(6, kb, k0, k, arow, lda, w, ldw, crow, ldc, n0, n1, prefetch); break;
-            case 7: ck_block(7, kb, k0, k, arow, lda, w, ldw, crow, ldc, n0, n1, prefetch); break;
-            default: ck_block(8, kb, k0, k, arow, lda, w, ldw, crow, ldc, n0, n1, prefetch); break;
-            }
+        const ptrdiff_t rest = k - k0 - kb;
+        const float *block = w + k0 * ldw;
+        for (ptrdiff_t g = 0; g * PANEL < m; g++) {
+            const ptrdiff_t rows = m - g * PANEL < PANEL ? m - g * PANEL : PANEL;
+            for (ptrdiff_t p = 0; p < kb; p++)
+                for (ptrdiff_t r = 0; r < PANEL; r++)
+                    packed[p * PANEL + r] = r < rows ? a[(g * PANEL + r) * lda + k0 + p] : 0.0f;
+            // Later panels find the block in L1/L2: only the first one prefetches.
+            ck_panel_block(kb, packed, block, block + kb * ldw, rest < KBLOCK ? rest : KBLOCK, ldw, n,
+                           partial + g * n * PANEL, g == 0);
         }
     }
 }
@@ -154,18 +180,46 @@ int ck_cpu_has_avx2_fma(void) {
 
 #else
 
-void ck_skinny_gemm_avx2(ptrdiff_t m, ptrdiff_t k, const float *a, ptrdiff_t lda, const float *w, ptrdiff_t ldw,
-                         float *c, ptrdiff_t ldc, ptrdiff_t n0, ptrdiff_t n1) {
+void ck_skinny_partial_avx2(ptrdiff_t m, ptrdiff_t k, const float *a, ptrdiff_t lda, const float *w,
+                            ptrdiff_t ldw, ptrdiff_t n, float *partial) {
     // Not an x86 build: there is no AVX2 version; callers check ck_cpu_has_avx2_fma() first.
-    ck_skinny_gemm_portable(m, k, a, lda, w, ldw, c, ldc, n0, n1);
+    // Same result, computed with the portable kernel into each panel row.
+    if (m <= 0 || n <= 0) return;
+    const ptrdiff_t total = ck_skinny_partial_floats(m, n);
+    for (ptrdiff_t index = 0; index < total; index++) partial[index] = 0;
+    for (ptrdiff_t i = 0; i < m; i++)
+        for (ptrdiff_t p = 0; p < k; p++)
+            for (ptrdiff_t j = 0; j < n; j++)
+                partial[((i / PANEL) * n + j) * PANEL + i % PANEL] += a[i * lda + p] * w[p * ldw + j];
 }
 
 int ck_cpu_has_avx2_fma(void) { return 0; }
 
 #endif
 
-void ck_skinny_gemm(ptrdiff_t m, ptrdiff_t k, const float *a, ptrdiff_t lda, const float *w, ptrdiff_t ldw,
-                    float *c, ptrdiff_t ldc, ptrdiff_t n0, ptrdiff_t n1) {
-    if (ck_cpu_has_avx2_fma()) ck_skinny_gemm_avx2(m, k, a, lda, w, ldw, c, ldc, n0, n1);
-    else ck_skinny_gemm_portable(m, k, a, lda, w, ldw, c, ldc, n0, n1);
+// MARK: - Threaded driver
+
+typedef struct {
+    ptrdiff_t m, k, lda, ldw, n, stride;
+    const float *a, *w;
+    float *partials;
+    int parts;
+} ck_skinny_job;
+
+// Part `part` of the k split: rows [first, end) of W, both multiples of KBLOCK except the end of k.
+static void ck_skinny_part(void *context, int part) {
+    const ck_skinny_job *job = (const ck_skinny_job *)context;
+    const ptrdiff_t first = job->k * part / job->parts / KBLOCK * KBLOCK;
+    const ptrdiff_t end = part + 1 == job->parts ? job->k : job->k * (part + 1) / job->parts / KBLOCK * KBLOCK;
+    ck_skinny_partial_avx2(job->m, end - first, job->a + first, job->lda, job->w + first * job->ldw, job->ldw, job->n,
+                           job->partials + part * job->stride);
+}
+
+void ck_skinny_gemm_avx2(ptrdiff_t m, ptrdiff_t k, const float *a, ptrdiff_t lda, const float *w, ptrdiff_t ldw,
+                         ptrdiff_t n, float *c, ptrdiff_t ldc, int parts, float *partials) {
+    if (m <= 0 || n <= 0 || k <= 0) return;
+    if (parts < 1) parts = 1;
+    ck_skinny_job job = { m, k, lda, ldw, n, ck_skinny_partial_floats(m, n), a, w, partials, parts };
+    ck_pool_run(parts, ck_skinny_part, &job);
+    ck_skinny_reduce(m, n, partials, parts, job.stride, c, ldc, 0, n);
 }

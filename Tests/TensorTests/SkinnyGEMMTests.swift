@@ -58,7 +58,8 @@ import CKernels
     }
 
     /// Weights that start at an odd float offset (not 32-byte aligned) and a column range that
-    /// starts mid-strip, through the C entry points directly: columns outside the range stay put.
+    /// starts mid-strip, through the C entry points directly (AVX2: a sub-matrix of W through its
+    /// row stride, k split in two slices and summed by the reduction): other columns stay put.
     @Test func unalignedWeightsAndPartialColumnRanges() throws {
         let rows = 5, k = 41, n = 37
         var generator = SplitMix64(seed: 99)
@@ -74,7 +75,15 @@ import CKernels
                         output.withUnsafeMutableBufferPointer { c in
                             guard let a = a.baseAddress, let w = w.baseAddress, let c = c.baseAddress else { return }
                             if path == .avx2 {
-                                ck_skinny_gemm_avx2(rows, k, a, k, w + 1, n, c, n, first, end)
+                                // Two slices of k summed by the reduction, as the threaded path does.
+                                let stride = ck_skinny_partial_floats(rows, end - first)
+                                let partials = UnsafeMutablePointer<Float>.allocate(capacity: 2 * stride)
+                                defer { partials.deallocate() }
+                                let split = 17
+                                ck_skinny_partial_avx2(rows, split, a, k, w + 1 + first, n, end - first, partials)
+                                ck_skinny_partial_avx2(rows, k - split, a + split, k, w + 1 + split * n + first, n, end - first,
+                                                       partials + stride)
+                                ck_skinny_reduce(rows, end - first, partials, 2, stride, c + first, n, 0, end - first)
                             } else {
                                 ck_skinny_gemm_portable(rows, k, a, k, w + 1, n, c, n, first, end)
                             }
