@@ -20,12 +20,16 @@
 //    latency. KBLOCK 16 beat 8, 24, 32 and 64.
 //  * The panels live in a caller-provided buffer, full width (all n columns): chunks of 512 or 1024
 //    columns were 5-15% slower (shorter sequential runs per W row).
-//  * Threads split k, not n (see SkinnyGEMM.swift): each thread then streams one contiguous slice
-//    of W; its partial panels are summed into C by ck_skinny_reduce. 3.7 ms vs 4.1 ms split by n.
+//  * Threads split k, not n: each thread streams contiguous slices of W (2 per thread, taken
+//    dynamically so a late-starting worker does not stall the caller) into its own partial panels,
+//    summed into C by ck_skinny_reduce. 3.7 ms vs 4.1 ms split by n. The threads come from
+//    WorkerPool.c (spinning workers), not Dispatch.
 //  * More than 8 rows: one panel after the other per block; the second finds the W block in L1.
 
 #include "ckernels.h"
 #include "ckernels_pool.h"
+
+#include <stdatomic.h>
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
@@ -38,6 +42,12 @@
 #endif
 #ifndef CK_PREFETCH
 #define CK_PREFETCH 64
+#endif
+#ifndef CK_PREFETCH_HINT
+#define CK_PREFETCH_HINT _MM_HINT_T0
+#endif
+#ifndef CK_SLICES
+#define CK_SLICES 2
 #endif
 // Rows of W per block, floats of prefetch distance, rows per panel, columns per register tile.
 enum { KBLOCK = CK_KBLOCK, PREFETCH = CK_PREFETCH, PANEL = 8, STRIP = 12 };
@@ -107,7 +117,7 @@ CK_AVX2 static void ck_panel_block(ptrdiff_t kb, const float *packed, const floa
                 count = nextRows;
             }
             if (column < n)
-                for (ptrdiff_t p = 0; p < count; p++) _mm_prefetch((const char *)(target + p * ldw + column), _MM_HINT_T0);
+                for (ptrdiff_t p = 0; p < count; p++) _mm_prefetch((const char *)(target + p * ldw + column), CK_PREFETCH_HINT);
         }
         float *out = panel + j * PANEL;
         __m256 c0 = _mm256_loadu_ps(out), c1 = _mm256_loadu_ps(out + 8), c2 = _mm256_loadu_ps(out + 16);
@@ -145,11 +155,20 @@ CK_AVX2 static void ck_panel_block(ptrdiff_t kb, const float *packed, const floa
     }
 }
 
+CK_AVX2 static void ck_skinny_add_partial(ptrdiff_t m, ptrdiff_t k, const float *a, ptrdiff_t lda, const float *w,
+                                          ptrdiff_t ldw, ptrdiff_t n, float *partial);
+
 CK_AVX2 void ck_skinny_partial_avx2(ptrdiff_t m, ptrdiff_t k, const float *a, ptrdiff_t lda, const float *w,
                                     ptrdiff_t ldw, ptrdiff_t n, float *partial) {
     if (m <= 0 || n <= 0) return;
     const ptrdiff_t total = ck_skinny_partial_floats(m, n);
     for (ptrdiff_t index = 0; index < total; index++) partial[index] = 0;
+    ck_skinny_add_partial(m, k, a, lda, w, ldw, n, partial);
+}
+
+// partial += A[m, k] * W[k, n] in panel form.
+CK_AVX2 static void ck_skinny_add_partial(ptrdiff_t m, ptrdiff_t k, const float *a, ptrdiff_t lda, const float *w,
+                                          ptrdiff_t ldw, ptrdiff_t n, float *partial) {
     // The current block of A for one panel, p-major, rows past m zero.
     float packed[KBLOCK * PANEL];
     for (ptrdiff_t k0 = 0; k0 < k; k0 += KBLOCK) {
@@ -180,17 +199,22 @@ int ck_cpu_has_avx2_fma(void) {
 
 #else
 
-void ck_skinny_partial_avx2(ptrdiff_t m, ptrdiff_t k, const float *a, ptrdiff_t lda, const float *w,
-                            ptrdiff_t ldw, ptrdiff_t n, float *partial) {
-    // Not an x86 build: there is no AVX2 version; callers check ck_cpu_has_avx2_fma() first.
-    // Same result, computed with the portable kernel into each panel row.
-    if (m <= 0 || n <= 0) return;
-    const ptrdiff_t total = ck_skinny_partial_floats(m, n);
-    for (ptrdiff_t index = 0; index < total; index++) partial[index] = 0;
+static void ck_skinny_add_partial(ptrdiff_t m, ptrdiff_t k, const float *a, ptrdiff_t lda, const float *w,
+                                  ptrdiff_t ldw, ptrdiff_t n, float *partial) {
     for (ptrdiff_t i = 0; i < m; i++)
         for (ptrdiff_t p = 0; p < k; p++)
             for (ptrdiff_t j = 0; j < n; j++)
                 partial[((i / PANEL) * n + j) * PANEL + i % PANEL] += a[i * lda + p] * w[p * ldw + j];
+}
+
+void ck_skinny_partial_avx2(ptrdiff_t m, ptrdiff_t k, const float *a, ptrdiff_t lda, const float *w,
+                            ptrdiff_t ldw, ptrdiff_t n, float *partial) {
+    // Not an x86 build: there is no AVX2 version; callers check ck_cpu_has_avx2_fma() first.
+    // Same result with plain loops.
+    if (m <= 0 || n <= 0) return;
+    const ptrdiff_t total = ck_skinny_partial_floats(m, n);
+    for (ptrdiff_t index = 0; index < total; index++) partial[index] = 0;
+    ck_skinny_add_partial(m, k, a, lda, w, ldw, n, partial);
 }
 
 int ck_cpu_has_avx2_fma(void) { return 0; }
@@ -200,26 +224,41 @@ int ck_cpu_has_avx2_fma(void) { return 0; }
 // MARK: - Threaded driver
 
 typedef struct {
-    ptrdiff_t m, k, lda, ldw, n, stride;
+    ptrdiff_t m, k, lda, ldw, n, stride, slice, slices;
     const float *a, *w;
     float *partials;
-    int parts;
+    atomic_long next;   // next slice to take
 } ck_skinny_job;
 
-// Part `part` of the k split: rows [first, end) of W, both multiples of KBLOCK except the end of k.
+// One pool thread: takes slices of k (contiguous runs of W rows) until none are left, adding
+// each into its own partial buffer. Taking slices dynamically rather than a fixed half per
+// thread absorbs a worker that starts late or shares its core for a moment: with fixed halves,
+// the caller spent ~12% of its time waiting for the worker (perf, fusion graph).
 static void ck_skinny_part(void *context, int part) {
-    const ck_skinny_job *job = (const ck_skinny_job *)context;
-    const ptrdiff_t first = job->k * part / job->parts / KBLOCK * KBLOCK;
-    const ptrdiff_t end = part + 1 == job->parts ? job->k : job->k * (part + 1) / job->parts / KBLOCK * KBLOCK;
-    ck_skinny_partial_avx2(job->m, end - first, job->a + first, job->lda, job->w + first * job->ldw, job->ldw, job->n,
-                           job->partials + part * job->stride);
+    ck_skinny_job *job = (ck_skinny_job *)context;
+    float *partial = job->partials + part * job->stride;
+    for (ptrdiff_t index = 0; index < job->stride; index++) partial[index] = 0;
+    for (;;) {
+        const long slice = atomic_fetch_add_explicit(&job->next, 1, memory_order_relaxed);
+        if (slice >= job->slices) break;
+        const ptrdiff_t first = slice * job->slice;
+        const ptrdiff_t end = first + job->slice < job->k ? first + job->slice : job->k;
+        ck_skinny_add_partial(job->m, end - first, job->a + first, job->lda, job->w + first * job->ldw, job->ldw,
+                              job->n, partial);
+    }
 }
 
 void ck_skinny_gemm_avx2(ptrdiff_t m, ptrdiff_t k, const float *a, ptrdiff_t lda, const float *w, ptrdiff_t ldw,
                          ptrdiff_t n, float *c, ptrdiff_t ldc, int parts, float *partials) {
     if (m <= 0 || n <= 0 || k <= 0) return;
     if (parts < 1) parts = 1;
-    ck_skinny_job job = { m, k, lda, ldw, n, ck_skinny_partial_floats(m, n), a, w, partials, parts };
+    // About CK_SLICES slices per thread (2 measured better than 1 and 4), each a multiple of the
+    // block and at least 4 blocks.
+    ptrdiff_t slice = (k + CK_SLICES * parts - 1) / (CK_SLICES * parts);
+    slice = (slice + KBLOCK - 1) / KBLOCK * KBLOCK;
+    if (slice < 4 * KBLOCK) slice = 4 * KBLOCK;
+    ck_skinny_job job = { m, k, lda, ldw, n, ck_skinny_partial_floats(m, n), slice, (k + slice - 1) / slice,
+                          a, w, partials, 0 };
     ck_pool_run(parts, ck_skinny_part, &job);
     ck_skinny_reduce(m, n, partials, parts, job.stride, c, ldc, 0, n);
 }

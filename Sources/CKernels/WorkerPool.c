@@ -25,18 +25,20 @@ enum { CK_POOL_MAX = 64 };
 static pthread_mutex_t ck_submit = PTHREAD_MUTEX_INITIALIZER;   // held by the caller for a whole job
 static pthread_mutex_t ck_sleep = PTHREAD_MUTEX_INITIALIZER;    // guards sleeping and waking
 static pthread_cond_t ck_wake = PTHREAD_COND_INITIALIZER;
-static atomic_int ck_generation;   // bumped once per job (after the job fields are written)
+// (job number << 8) | parts of the job: bumped once per job, after the job fields are written.
+// Carrying the part count in the same word lets a worker that is not needed for a job skip it
+// without reading ck_job, which the caller may already be rewriting for the next job.
+static atomic_llong ck_signal;
 static atomic_int ck_sleepers;     // workers blocked (or about to block) on ck_wake
-static atomic_int ck_finished;     // workers done with (or not needed for) the current job
+static atomic_int ck_finished;     // workers done with their part of the current job
 static int ck_workers;             // started so far (only changed under ck_submit)
-// The generation current when worker i was started: it waits for the next one. (Reading the
-// counter in the new thread instead could miss a job published before the thread ran.)
-static int ck_start_generation[CK_POOL_MAX];
+// The signal current when worker i was started: it waits for the next one. (Reading it in the
+// new thread instead could miss a job published before the thread ran.)
+static long long ck_start_signal[CK_POOL_MAX];
 
 static struct {
     ck_pool_body body;
     void *context;
-    int parts;
 } ck_job;
 
 static long long ck_now_ns(void) {
@@ -53,32 +55,36 @@ static inline void ck_pause(void) {
 
 static void *ck_worker(void *argument) {
     const int part = (int)(ptrdiff_t)argument;   // worker i runs part i (the caller runs part 0)
-    int seen = ck_start_generation[part];
+    long long seen = ck_start_signal[part];
+    int participated = 1;
     for (;;) {
-        // Spin a little: the next product usually follows within microseconds.
-        long long deadline = ck_now_ns() + CK_POOL_SPIN_NS;
+        // Spin a little: the next product usually follows within microseconds. A worker that was
+        // not needed for the last job (it used fewer threads) goes straight to sleep instead, so
+        // it does not take a core from the ones that are working.
+        long long deadline = ck_now_ns() + (participated ? CK_POOL_SPIN_NS : 0);
         int spins = 0;
-        while (atomic_load(&ck_generation) == seen) {
+        while (atomic_load(&ck_signal) == seen) {
             ck_pause();
             if (++spins == 256) {
                 spins = 0;
                 if (ck_now_ns() > deadline) break;
             }
         }
-        if (atomic_load(&ck_generation) == seen) {
+        if (atomic_load(&ck_signal) == seen) {
             // Announce the sleep before the last check (seq_cst, paired with the caller's bump
             // then read of ck_sleepers) so a job published in between is never missed.
             pthread_mutex_lock(&ck_sleep);
             atomic_fetch_add(&ck_sleepers, 1);
-            while (atomic_load(&ck_generation) == seen) pthread_cond_wait(&ck_wake, &ck_sleep);
+            while (atomic_load(&ck_signal) == seen) pthread_cond_wait(&ck_wake, &ck_sleep);
             atomic_fetch_sub(&ck_sleepers, 1);
             pthread_mutex_unlock(&ck_sleep);
         }
-        seen = atomic_load(&ck_generation);
-        if (part < ck_job.parts) ck_job.body(ck_job.context, part);
-        // Every worker acknowledges every job, needed or not, so none can still be reading
-        // ck_job when the caller writes the next one.
-        atomic_fetch_add(&ck_finished, 1);
+        seen = atomic_load(&ck_signal);
+        participated = part < (int)(seen & 0xff);
+        if (participated) {
+            ck_job.body(ck_job.context, part);
+            atomic_fetch_add(&ck_finished, 1);
+        }
     }
     return 0;
 }
@@ -94,19 +100,18 @@ void ck_pool_run(int parts, ck_pool_body body, void *context) {
         pthread_attr_t attributes;
         pthread_attr_init(&attributes);
         pthread_attr_setdetachstate(&attributes, PTHREAD_CREATE_DETACHED);
-        ck_start_generation[ck_workers + 1] = atomic_load(&ck_generation);
+        ck_start_signal[ck_workers + 1] = atomic_load(&ck_signal);
         const int created = pthread_create(&thread, &attributes, ck_worker, (void *)(ptrdiff_t)(ck_workers + 1));
         pthread_attr_destroy(&attributes);
         if (created != 0) break;
         ck_workers++;
     }
     const int helpers = parts - 1 < ck_workers ? parts - 1 : ck_workers;
-    const int workers = ck_workers;
     ck_job.body = body;
     ck_job.context = context;
-    ck_job.parts = helpers + 1;
     atomic_store(&ck_finished, 0);
-    atomic_fetch_add(&ck_generation, 1);
+    const long long previous = atomic_load(&ck_signal);
+    atomic_store(&ck_signal, (((previous >> 8) + 1) << 8) | (long long)(helpers + 1));
     if (atomic_load(&ck_sleepers) > 0) {
         pthread_mutex_lock(&ck_sleep);
         pthread_cond_broadcast(&ck_wake);
@@ -115,6 +120,6 @@ void ck_pool_run(int parts, ck_pool_body body, void *context) {
     body(context, 0);
     // Parts the pool could not cover (thread creation failed) run here too.
     for (int part = helpers + 1; part < parts; part++) body(context, part);
-    while (atomic_load(&ck_finished) < workers) ck_pause();
+    while (atomic_load(&ck_finished) < helpers) ck_pause();
     pthread_mutex_unlock(&ck_submit);
 }

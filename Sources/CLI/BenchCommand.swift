@@ -496,7 +496,7 @@ struct KernelBench {
         }
 
         // The skinny-M kernel against sgemm on the fusion graph's shapes, then a row sweep for
-        // the M threshold (SkinnyGEMM.maximumRows).
+        // the row range it is used for (SkinnyGEMM.rowRange).
         for (name, m, k, n) in [("fusion qkv", 8, 512, 1536), ("fusion out", 8, 512, 512), ("fusion fc", 8, 512, 2048),
                                 ("fusion proj", 8, 2048, 512)] {
             results.append(try skinny(name: "skinny \(name) \(m)x\(k)x\(n)", m: m, k: k, n: n, random: &random))

@@ -105,7 +105,7 @@ import CKernels
 
     /// `linear` and `matmul` route small M to the kernel and still agree with the reference
     /// (whatever ACTION_CLIP_SKINNY_GEMM says for this process).
-    @Test(arguments: [1, 8, 16, 17])
+    @Test(arguments: [1, 2, 8, 12, 13, 17])
     func linearAndMatmulAroundTheThreshold(rows: Int) throws {
         var generator = SplitMix64(seed: UInt64(rows))
         let x = try randomTensor([rows, 1, 67], &generator)

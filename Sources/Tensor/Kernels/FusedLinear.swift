@@ -17,7 +17,7 @@ public enum LinearActivation: String, Sendable {
 /// bias (and the residual when it has the output's shape) and sgemm accumulates into it with
 /// beta = 1, so the [rows, N] result is written once instead of three times. The sum is taken in
 /// a different order (residual + bias + product instead of (product + bias) + residual), which
-/// changes float32 results by a few ulps. With at most `SkinnyGEMM.maximumRows` rows the product
+/// changes float32 results by a few ulps. With a row count in `SkinnyGEMM.rowRange` the product
 /// goes to the skinny-M kernel instead of sgemm, with the same accumulate-into-the-output scheme.
 public func linear(_ x: Tensor, weight: Tensor, bias: Tensor?, residual: Tensor? = nil,
                    activation: LinearActivation = .none) throws(KernelError) -> Tensor {

@@ -5,7 +5,7 @@ import Glibc
 import Darwin
 #endif
 
-/// Matrix products with few rows (M <= `maximumRows`) against a weight used in place, in place of
+/// Matrix products with few rows (M in `rowRange`) against a weight used in place, in place of
 /// sgemm: `C[rows, n] += A[rows, k] * W[k, n]`.
 ///
 /// Why: with M = 8 (the fusion transformer runs its 8 frame tokens through 6 layers of width 512)
@@ -30,10 +30,19 @@ public enum SkinnyGEMM {
         case portable
     }
 
-    /// Largest row count routed to the skinny kernel. Measured crossover against OpenBLAS
-    /// (Haswell kernels, 2 threads, Zen 3, `action-clip bench --kernels`): see the report in
-    /// PERFORMANCE.md. Above it sgemm's packing is amortised over enough rows to pay off.
-    public static let maximumRows = 16
+    /// Row counts routed to the skinny kernel; others go to sgemm. Measured against OpenBLAS
+    /// 0.3.21 (Haswell kernels, 2 threads, Zen 3 VM; weights out of cache; 512x2048, 2048x512 and
+    /// 512x1536, two rounds on a busy host, sgemm time / skinny time):
+    ///  * M = 1: 0.5-0.9 (sgemm does a matrix-vector product without packing, and the kernel's
+    ///    8-row panels waste 7 of 8 lanes), so sgemm keeps it;
+    ///  * M = 4, 8, 12: 1.0-4.9, mostly 1.3-1.9: the kernel wins;
+    ///  * M = 16: 0.5-1.5, mostly below 1 (OpenBLAS's sweet spot; the kernel's cost is two panels,
+    ///    the same as for 12 rows);
+    ///  * M >= 20: mixed, and below 1 from 32 on. The graphs have M = 8 (fusion) or M >= 400.
+    public static let rowRange = 2...12
+
+    /// Largest row count routed to the skinny kernel (the upper end of `rowRange`).
+    public static var maximumRows: Int { rowRange.upperBound }
 
     /// Whether this CPU can run `Path.avx2`.
     public static var cpuHasAVX2FMA: Bool { ck_cpu_has_avx2_fma() != 0 }
@@ -52,7 +61,7 @@ public enum SkinnyGEMM {
     /// The path to use for a product of `rows` rows, or nil for sgemm.
     @inline(__always)
     static func path(rows: Int, k: Int, n: Int) -> Path? {
-        guard rows >= 1, rows <= maximumRows, k >= 1, n >= 1 else { return nil }
+        guard rowRange.contains(rows), k >= 1, n >= 1 else { return nil }
         return selectedPath
     }
 
