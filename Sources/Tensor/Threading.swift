@@ -9,7 +9,12 @@
 //    (about 64K elements or more); below that the dispatch cost outweighs the gain.
 //  * The two never run at the same time because the interpreter executes one node at a time:
 //    while a MatMul node runs, OpenBLAS owns the cores; while a Softmax node runs, our loops do.
-// `Threading.threadCount` sets both limits at once so a user's `--threads 1` holds everywhere.
+//  * Exception, the skinny-M products (SkinnyGEMM.swift, M = 2...12 rows, e.g. the fusion
+//    transformer's 8 tokens): they replace sgemm and run on a small pool of pthreads of their own
+//    (Sources/CKernels/WorkerPool.c), because waking a Dispatch worker for each 0.1-0.3 ms product
+//    cost ~2 ms over the fusion graph. The pool uses `threadCount` threads too, and runs only
+//    while such a product runs (its workers spin up to 0.1 ms afterwards, then sleep).
+// `Threading.threadCount` sets all the limits at once so a user's `--threads 1` holds everywhere.
 
 import CBLAS
 import Dispatch

@@ -17,7 +17,8 @@ public enum LinearActivation: String, Sendable {
 /// bias (and the residual when it has the output's shape) and sgemm accumulates into it with
 /// beta = 1, so the [rows, N] result is written once instead of three times. The sum is taken in
 /// a different order (residual + bias + product instead of (product + bias) + residual), which
-/// changes float32 results by a few ulps.
+/// changes float32 results by a few ulps. With a row count in `SkinnyGEMM.rowRange` the product
+/// goes to the skinny-M kernel instead of sgemm, with the same accumulate-into-the-output scheme.
 public func linear(_ x: Tensor, weight: Tensor, bias: Tensor?, residual: Tensor? = nil,
                    activation: LinearActivation = .none) throws(KernelError) -> Tensor {
     try kernelRequire(x, [.float32], "linear input")
@@ -60,8 +61,13 @@ public func linear(_ x: Tensor, weight: Tensor, bias: Tensor?, residual: Tensor?
         }
     }
     if let source = x.floats.baseAddress, let weights = weight.floats.baseAddress {
-        try BLAS.sgemm(transposeA: false, transposeB: false, m: rows, n: n, k: k, alpha: 1,
-                       a: source, lda: k, b: weights, ldb: n, beta: 1, c: destination, ldc: n)
+        if let path = SkinnyGEMM.path(rows: rows, k: k, n: n) {
+            // Few rows: stream the weight once instead of letting sgemm pack it (SkinnyGEMM.swift).
+            SkinnyGEMM.accumulate(rows: rows, k: k, n: n, a: source, w: weights, c: destination, path: path)
+        } else {
+            try BLAS.sgemm(transposeA: false, transposeB: false, m: rows, n: n, k: k, alpha: 1,
+                           a: source, lda: k, b: weights, ldb: n, beta: 1, c: destination, ldc: n)
+        }
     }
     if activation == .quickGELU {
         Threading.parallelFor(0..<output.count, minimumChunk: Threading.elementwiseChunk) { range in

@@ -62,6 +62,12 @@ public func matmul(_ a: Tensor, _ b: Tensor) throws(KernelError) -> Tensor {
           let cBase = output.mutableFloats.baseAddress else { return output }
     let batchCount = kernelProduct(batch[...])
     if kernelProduct(bBatch[...]) == 1, kernelProduct(aBatch[...]) == batchCount {
+        if let path = SkinnyGEMM.path(rows: batchCount * m, k: k, n: n) {
+            // Few rows against a weight matrix: the skinny kernel accumulates, so start from zero.
+            cBase.update(repeating: 0, count: output.count)
+            SkinnyGEMM.accumulate(rows: batchCount * m, k: k, n: n, a: aBase, w: bBase, c: cBase, path: path)
+            return output
+        }
         try BLAS.sgemm(transposeA: false, transposeB: false, m: batchCount * m, n: n, k: k, alpha: 1,
                        a: aBase, lda: k, b: bBase, ldb: n, beta: 0, c: cBase, ldc: n)
         return output

@@ -1,0 +1,48 @@
+#ifndef CKERNELS_H
+#define CKERNELS_H
+
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+// Skinny-M matrix products for linear layers with few rows (the fusion transformer's 8 tokens):
+// C[m, n] += A[m, k] * W[k, n] with W row-major and read in place (no packing, any alignment).
+// See SkinnyGEMM.c for the design and Sources/Tensor/Kernels/SkinnyGEMM.swift for the threading.
+
+/// 1 when this CPU supports AVX2 and FMA (and the build targets x86-64), else 0. Cached after the first call.
+int ck_cpu_has_avx2_fma(void);
+
+/// Floats in one partial-product buffer for m rows and n columns: ceil(m / 8) * n * 8.
+ptrdiff_t ck_skinny_partial_floats(ptrdiff_t m, ptrdiff_t n);
+
+/// AVX2+FMA. Overwrites `partial` (ck_skinny_partial_floats(m, n) floats, any alignment) with
+/// A[m, k] * W[k, n] in panel form: partial[(g * n + j) * 8 + r] = sum_p A[8g + r, p] * W[p, j],
+/// zero for rows past m. A has row stride lda, W row stride ldw (>= n). m, n >= 1, k >= 0.
+/// Only call it when ck_cpu_has_avx2_fma() returns 1 (it would raise SIGILL otherwise).
+void ck_skinny_partial_avx2(ptrdiff_t m, ptrdiff_t k, const float *a, ptrdiff_t lda, const float *w, ptrdiff_t ldw,
+                            ptrdiff_t n, float *partial);
+
+/// C[r, j] += sum over t < count of partials[t * stride + panel entry (r, j)], for r < m and
+/// columns j in [j0, j1): adds `count` partial products (e.g. one per thread's range of k) into C.
+void ck_skinny_reduce(ptrdiff_t m, ptrdiff_t n, const float *partials, ptrdiff_t count, ptrdiff_t stride,
+                      float *c, ptrdiff_t ldc, ptrdiff_t j0, ptrdiff_t j1);
+
+/// AVX2+FMA, threaded: C[m, n] += A[m, k] * W[k, n] with k split into `parts` slices, one per
+/// thread of the worker pool (WorkerPool.c; the caller runs slice 0), each into its own partial
+/// buffer, then summed into C on the calling thread. `partials` holds
+/// parts * ck_skinny_partial_floats(m, n) floats. Only when ck_cpu_has_avx2_fma() returns 1.
+void ck_skinny_gemm_avx2(ptrdiff_t m, ptrdiff_t k, const float *a, ptrdiff_t lda, const float *w, ptrdiff_t ldw,
+                         ptrdiff_t n, float *c, ptrdiff_t ldc, int parts, float *partials);
+
+/// Plain C, any CPU: C[i, j] += sum_p A[i, p] * W[p, j] for i < m and columns j in [n0, n1) only
+/// (threads can take disjoint column ranges). C has row stride ldc.
+void ck_skinny_gemm_portable(ptrdiff_t m, ptrdiff_t k, const float *a, ptrdiff_t lda, const float *w, ptrdiff_t ldw,
+                             float *c, ptrdiff_t ldc, ptrdiff_t n0, ptrdiff_t n1);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
