@@ -9,6 +9,7 @@ import Tensor
 enum ActionCLIPMain {
     static func main() {
         selectFastBLASKernels()
+        PeakMemoryReport.registerIfRequested()
         do {
             var command = try ActionCLIPCommand.parseAsRoot()
             try command.run()
@@ -85,5 +86,25 @@ func userFacing<Result>(naming path: String, _ body: () throws -> Result) throws
     do { return try body() } catch let error as CLIError { throw error } catch {
         let text = String(describing: error)
         throw CLIError(text.contains(path) ? text : "\(path): \(text)")
+    }
+}
+
+/// `action-clip bench` runs this program as a child to time the whole job, and needs the child's
+/// own peak RSS. `wait4`'s ru_maxrss cannot give it: on Linux a child's high-water mark starts at
+/// its parent's RSS when it execs (the fork shares the parent's pages), so a child of a 1.2 GB
+/// bench reported 1.9 GB. VmHWM in /proc/self/status counts only this program's own pages, so
+/// with `ACTION_CLIP_PEAK_RSS_FILE` set the child writes it (in kB) there when it exits.
+enum PeakMemoryReport {
+    nonisolated(unsafe) static var path: String?
+
+    static func registerIfRequested() {
+        guard let value = ProcessInfo.processInfo.environment["ACTION_CLIP_PEAK_RSS_FILE"], !value.isEmpty else { return }
+        path = value
+        atexit {
+            guard let path = PeakMemoryReport.path, let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+                  let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }) else { return }
+            let kilobytes = line.split(separator: " ").dropFirst().first.map(String.init) ?? ""
+            try? (kilobytes + "\n").write(toFile: path, atomically: true, encoding: .utf8)
+        }
     }
 }

@@ -160,7 +160,7 @@ struct BenchCommand: ParsableCommand {
         }
 
         // The whole job as a user runs it: a new process each time, text-feature cache emptied
-        // before each run or left warm. Peak RSS is the child's own (wait4).
+        // before each run or left warm. Peak RSS is the child's own (`ChildProcess`).
         if case .file(let path) = clip {
             let textCache = (scratch as NSString).appendingPathComponent("process-cache")
             let arguments = ["--model-dir", models.resolvedModelDirectory, "--offline", "-v", path, "--seed", "0",
@@ -180,7 +180,7 @@ struct BenchCommand: ParsableCommand {
                     peak = max(peak, result.peakRSSMegabytes)
                 }
                 rows.append(Row(name: "process: whole job, \(warm ? "warm" : "empty") text cache", times: times, gigaFLOPs: nil,
-                                peakRSSMegabytes: peak, note: "new `action-clip` process per run; peak MB is the child's"))
+                                peakRSSMegabytes: peak, note: "new `action-clip` process per run; peak MB is the child's own (VmHWM)"))
             }
         }
 
@@ -665,10 +665,15 @@ enum ChildProcess {
     }
 
     /// Runs `/proc/self/exe arguments` with `environment` added to this process's, output
-    /// discarded; throws unless it exits with status 0.
+    /// discarded; throws unless it exits with status 0. The peak RSS is the child's own VmHWM
+    /// (`PeakMemoryReport`), not wait4's ru_maxrss, which starts from this process's RSS.
     static func run(_ arguments: [String], environment: [String: String]) throws -> Result {
         var merged = ProcessInfo.processInfo.environment
         for (key, value) in environment { merged[key] = value }
+        let report = FileManager.default.temporaryDirectory.appendingPathComponent("action-clip-rss-\(getpid())").path
+        try? FileManager.default.removeItem(atPath: report)
+        defer { try? FileManager.default.removeItem(atPath: report) }
+        merged["ACTION_CLIP_PEAK_RSS_FILE"] = report
         let executable = "/proc/self/exe"
         let argv = ([executable] + arguments).map { strdup($0) } + [nil]
         let envp = merged.map { strdup("\($0.key)=\($0.value)") } + [nil]
@@ -684,8 +689,7 @@ enum ChildProcess {
         let spawned = posix_spawn(&pid, executable, &actions, nil, argv, envp)
         guard spawned == 0 else { throw CLIError("bench: cannot start a child process: \(String(cString: strerror(spawned)))") }
         var status: Int32 = 0
-        var usage = rusage()
-        while wait4(pid, &status, 0, &usage) < 0 {
+        while waitpid(pid, &status, 0) < 0 {
             guard errno == EINTR else { throw CLIError("bench: waiting for the child process failed") }
         }
         let milliseconds = (clock.now - start).seconds * 1000
@@ -693,6 +697,9 @@ enum ChildProcess {
         guard status & 0x7f == 0, (status >> 8) & 0xff == 0 else {
             throw CLIError("bench: `action-clip \(arguments.joined(separator: " "))` failed (wait status \(status))")
         }
-        return Result(milliseconds: milliseconds, peakRSSMegabytes: Double(usage.ru_maxrss) / 1024)
+        let kilobytes = (try? String(contentsOfFile: report, encoding: .utf8))
+            .flatMap { Double($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+        guard let kilobytes else { throw CLIError("bench: the child process did not report its peak memory") }
+        return Result(milliseconds: milliseconds, peakRSSMegabytes: kilobytes / 1024)
     }
 }
