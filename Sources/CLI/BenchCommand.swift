@@ -422,11 +422,11 @@ enum Statistics {
 // MARK: - Text-feature cache from the model options
 
 extension ModelOptions {
-    /// The text-feature cache for the loaded text model, keyed by its SHA-256 from the model
+    /// The text-feature cache for the text model at `textPath`, keyed by its SHA-256 from the model
     /// store's manifest; nil (with a warning) when the checksum cannot be had.
-    func textFeatureCache(for networks: ActionCLIPNetworks) -> TextFeatureCache? {
+    func textFeatureCache(textPath: String) -> TextFeatureCache? {
         do {
-            return try textFeatureCacheOrThrow(for: networks, directory: TextFeatureCache.defaultDirectory())
+            return try textFeatureCacheOrThrow(textPath: textPath, directory: TextFeatureCache.defaultDirectory())
         } catch {
             Diagnostics.warn("text-feature cache disabled: \(error)")
             return nil
@@ -434,7 +434,11 @@ extension ModelOptions {
     }
 
     func textFeatureCacheOrThrow(for networks: ActionCLIPNetworks, directory: String) throws -> TextFeatureCache {
-        let fileName = (networks.textPath as NSString).lastPathComponent
+        try textFeatureCacheOrThrow(textPath: networks.textPath, directory: directory)
+    }
+
+    func textFeatureCacheOrThrow(textPath: String, directory: String) throws -> TextFeatureCache {
+        let fileName = (textPath as NSString).lastPathComponent
         let checksum = try store().checksum(of: fileName)
         return try TextFeatureCache(directory: directory, modelSHA256: checksum)
     }

@@ -38,21 +38,27 @@ struct ModelOptions: ParsableArguments {
         ModelStore(directory: resolvedModelDirectory, offline: offline, progress: ProgressBar.report)
     }
 
-    /// Fetches (if needed), verifies and compiles the three networks. With `loadText` false the text
-    /// network is loaded only when the text-feature cache does not hold the labels' features.
-    func loadNetworks(loadText: Bool = true) throws -> ActionCLIPNetworks {
+    /// The three model files, fetched if needed and verified.
+    func resolvePaths() throws -> (image: String, text: String, fusion: String) {
         let store = store()
         let textName = store.contains(ActionCLIPNetworks.FileName.optimizedText)
             ? ActionCLIPNetworks.FileName.optimizedText : ActionCLIPNetworks.FileName.text
-        let paths = try userFacing {
+        return try userFacing {
             (image: try store.resolve(ActionCLIPNetworks.FileName.image),
              text: try store.resolve(textName),
              fusion: try store.resolve(ActionCLIPNetworks.FileName.fusion))
         }
+    }
+
+    /// Fetches (if needed), verifies and compiles the three networks. With `loadText` false the text
+    /// network is loaded only when first needed, from `textSource` when given.
+    func loadNetworks(paths: (image: String, text: String, fusion: String)? = nil, loadText: Bool = true,
+                      textSource: (@Sendable () throws -> TextEncoder)? = nil) throws -> ActionCLIPNetworks {
+        let paths = try paths ?? resolvePaths()
         let textPath = paths.text
         let networks = try userFacing {
             try ActionCLIPNetworks(imagePath: paths.image, textPath: paths.text, fusionPath: paths.fusion, loadText: loadText,
-                                   onTextLoaded: { Self.warnIfStandIn(textPath, $0.fullProgram) })
+                                   onTextLoaded: { Self.warnIfStandIn(textPath, $0.fullProgram) }, textSource: textSource)
         }
         Self.warnIfStandIn(networks.imagePath, networks.image)
         Self.warnIfStandIn(networks.fusionPath, networks.fusion)
@@ -116,20 +122,34 @@ struct ClassifyCommand: ParsableCommand {
         models.applyThreads()
         let labels = try resolvedLabels()
         let videos = try resolvedVideos()
-        // Decoding needs no network and loading is one thread's work, so the two overlap: the
-        // videos (and the vocabulary) are read on a second thread while the networks load.
+        // Loading is one thread's work, and so are decoding and reading the vocabulary, so they
+        // overlap: the videos are decoded on one extra thread; on another the vocabulary is read
+        // and, unless the text-feature cache holds these labels, the text network is loaded and its
+        // length-specialised programs compiled, all while the image and fusion networks load here.
         let sampling = frames.resolvedSampling()
         let channelOrder = frames.channelOrder
         let vocabulary = models.resolvedVocabulary
-        let background = BackgroundWork {
-            (try ZeroShotClassifier.prepare(videos: videos, sampling: sampling, channelOrder: channelOrder),
-             try CLIPTokenizer(vocabularyPath: vocabulary))
+        let decoding = BackgroundWork {
+            try ZeroShotClassifier.prepare(videos: videos, sampling: sampling, channelOrder: channelOrder)
         }
-        // The text network is loaded only if the cache misses (or is off).
-        let networks = try models.loadNetworks(loadText: noCache)
-        let (prepared, tokenizer) = try userFacing { try background.result() }
-        let classifier = ZeroShotClassifier(networks: networks, tokenizer: tokenizer,
-                                            textCache: noCache ? nil : models.textFeatureCache(for: networks))
+        let paths = try models.resolvePaths()
+        let textCache = noCache ? nil : models.textFeatureCache(textPath: paths.text)
+        let textPreparation = BackgroundWork { () throws -> (tokenizer: CLIPTokenizer, encoder: TextEncoder?) in
+            let tokenizer = try CLIPTokenizer(vocabularyPath: vocabulary)
+            // An over-long label is reported later, with its name, by the classifier.
+            let tokens = try? ZeroShotClassifier.promptTokens(labels: labels, tokenizer: tokenizer)
+            if let textCache, let tokens, textCache.lookup(tokens) != nil { return (tokenizer, nil) }
+            let encoder = try ActionCLIPNetworks.loadTextEncoder(path: paths.text)
+            if let tokens { for bucket in encoder.plan(tokens) { _ = try encoder.program(length: bucket.length) } }
+            return (tokenizer, encoder)
+        }
+        let textPath = paths.text
+        let networks = try models.loadNetworks(paths: paths, loadText: false, textSource: {
+            try textPreparation.result().encoder ?? ActionCLIPNetworks.loadTextEncoder(path: textPath)
+        })
+        let prepared = try userFacing { try decoding.result() }
+        let tokenizer = try userFacing { try textPreparation.result().tokenizer }
+        let classifier = ZeroShotClassifier(networks: networks, tokenizer: tokenizer, textCache: textCache)
         let report = try userFacing { try classifier.classify(prepared: prepared, labels: labels) }
         for video in report.videos {
             for warning in video.warnings { Diagnostics.warn(warning) }

@@ -49,10 +49,19 @@ public final class ActionCLIPNetworks: Sendable {
     /// The text network if it has been loaded, without loading it.
     public var loadedTextEncoder: TextEncoder? { lazyText.loaded }
 
+    /// Loads and compiles the text network from a file, as the lazy loader does (for callers that
+    /// start it early on another thread and pass it in as `textSource`).
+    public static func loadTextEncoder(path: String) throws -> TextEncoder {
+        try LazyTextEncoder.load(path: path)
+    }
+
     /// Loads and compiles the three graphs from files. With `loadText` false the text graph is
     /// loaded when first needed; `onTextLoaded` is called once it is (for warnings about the file).
+    /// `textSource`, if given, replaces loading from `textPath` (a caller that started loading the
+    /// text network on another thread hands over the result this way).
     public init(imagePath: String, textPath: String, fusionPath: String, loadText: Bool = true,
-                onTextLoaded: (@Sendable (TextEncoder) -> Void)? = nil) throws {
+                onTextLoaded: (@Sendable (TextEncoder) -> Void)? = nil,
+                textSource: (@Sendable () throws -> TextEncoder)? = nil) throws {
         func compile(_ path: String, role: String) throws -> GraphProgram {
             let model: ONNXModel
             do { model = try ONNXLoader.load(contentsOf: path) } catch {
@@ -70,7 +79,7 @@ public final class ActionCLIPNetworks: Sendable {
             return program
         }
         self.image = try compile(imagePath, role: "image")
-        self.lazyText = LazyTextEncoder(path: textPath, onLoaded: onTextLoaded)
+        self.lazyText = LazyTextEncoder(path: textPath, onLoaded: onTextLoaded, source: textSource)
         if loadText { _ = try lazyText.encoder() }
         self.fusion = try compile(fusionPath, role: "fusion")
         self.imagePath = imagePath
@@ -107,15 +116,27 @@ public final class ActionCLIPNetworks: Sendable {
 }
 
 /// Loads the text network once, on first request, from whichever thread asks first.
-private final class LazyTextEncoder: @unchecked Sendable {
+final class LazyTextEncoder: @unchecked Sendable {
     private let path: String
     private let onLoaded: (@Sendable (TextEncoder) -> Void)?
+    private let source: (@Sendable () throws -> TextEncoder)?
     private let lock = NSLock()
     private var value: TextEncoder?
 
-    init(path: String, onLoaded: (@Sendable (TextEncoder) -> Void)?) {
+    init(path: String, onLoaded: (@Sendable (TextEncoder) -> Void)?, source: (@Sendable () throws -> TextEncoder)?) {
         self.path = path
         self.onLoaded = onLoaded
+        self.source = source
+    }
+
+    /// The encoder from `path`, loaded and compiled.
+    static func load(path: String) throws -> TextEncoder {
+        do {
+            return try TextEncoder(model: try ONNXLoader.load(contentsOf: path))
+        } catch {
+            let text = "\(error)"
+            throw ActionCLIPNetworks.Failure(description: text.contains(path) ? "text model: \(text)" : "text model \(path): \(text)")
+        }
     }
 
     var loaded: TextEncoder? {
@@ -129,13 +150,7 @@ private final class LazyTextEncoder: @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         if let value { return value }
-        let encoder: TextEncoder
-        do {
-            encoder = try TextEncoder(model: try ONNXLoader.load(contentsOf: path))
-        } catch {
-            let text = "\(error)"
-            throw ActionCLIPNetworks.Failure(description: text.contains(path) ? "text model: \(text)" : "text model \(path): \(text)")
-        }
+        let encoder = try source?() ?? Self.load(path: path)
         value = encoder
         onLoaded?(encoder)
         return encoder

@@ -41,12 +41,17 @@ public final class TextEncoder: @unchecked Sendable {
     /// graph costs about as much as 8 more token positions across a bucket).
     public let runCostInTokens: Int
 
+    /// The planner's price of one more run, in tokens; `ACTION_CLIP_TEXT_RUN_COST` overrides it.
+    public static var defaultRunCost: Int {
+        ProcessInfo.processInfo.environment["ACTION_CLIP_TEXT_RUN_COST"].flatMap { Int($0) }.map { max(0, $0) } ?? 8
+    }
+
     private let lock = NSLock()
     private var programs: [Int: GraphProgram] = [:]
 
     /// Compiles the full graph and, when the checks pass, prepares the specialization.
     public init(model: ONNXModel, options: RewriteOptions = .fromEnvironment(),
-                maximumBuckets: Int = 6, runCostInTokens: Int = 8) throws {
+                maximumBuckets: Int = 6, runCostInTokens: Int = TextEncoder.defaultRunCost) throws {
         self.model = model
         self.options = options
         self.maximumBuckets = max(1, maximumBuckets)

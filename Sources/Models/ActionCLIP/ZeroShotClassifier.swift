@@ -56,6 +56,11 @@ public final class ZeroShotClassifier: Sendable {
     /// Token ids of the 16 prompts of every label, rows template-major: [16n, 77] int64.
     /// An over-long prompt is reported with the label it came from.
     public func promptTokens(labels: [String]) throws -> Tensor {
+        try Self.promptTokens(labels: labels, tokenizer: tokenizer)
+    }
+
+    /// `promptTokens(labels:)` for any tokenizer (no networks needed).
+    public static func promptTokens(labels: [String], tokenizer: CLIPTokenizer) throws -> Tensor {
         guard !labels.isEmpty else { throw Failure(description: "no labels to classify against") }
         let prompts = PromptTemplates.prompts(for: labels)
         var ids: [Int64] = []
