@@ -1,4 +1,5 @@
 import Testing
+import CKernels
 @testable import Tensor
 
 /// Fast fused kernels (linear with epilogue, self-attention) against the Double references,
@@ -73,6 +74,37 @@ import Testing
         #expect(throws: KernelError.self) {
             try selfAttention(x, inWeight: inWeight, inBias: inBias, outWeight: outWeight, outBias: outBias,
                               mask: try randomTensor([4, 4], &generator), residual: nil, heads: 2, scale: 1)
+        }
+    }
+
+    /// The AVX2 QuickGELU (C) against the portable Swift SIMD version and the Double reference, on
+    /// values across the whole range (both signs, both exp limits, tails of 1 to 7 lanes, NaN).
+    @Test func quickGELUKernelsAgree() throws {
+        var generator = SplitMix64(seed: 41)
+        var values = generator.floats(1000, -12, 12) + generator.floats(37, -120, 120)
+        values += [0, -0.0, 1e-30, -1e-30, 88, -88, 100, -100, .infinity, -.infinity, .nan, 3e38, -3e38]
+        let expected = ReferenceKernels.quickGELU(values)
+        var portable = [Float](repeating: 0, count: values.count)
+        values.withUnsafeBufferPointer { input in
+            portable.withUnsafeMutableBufferPointer { output in
+                if let source = input.baseAddress, let destination = output.baseAddress {
+                    VectorMath.portableQuickGELU(source, destination, count: values.count)
+                }
+            }
+        }
+        #expect(maxMixedError(portable, expected) < 1e-6)
+        guard CPUFeatures.avx2 else { return }  // no AVX2 on this CPU: the portable kernel is the one in use
+        for count in [values.count, 1, 7, 9, 16] {
+            var fast = [Float](repeating: 0, count: count)
+            values.withUnsafeBufferPointer { input in
+                fast.withUnsafeMutableBufferPointer { output in
+                    if let source = input.baseAddress, let destination = output.baseAddress {
+                        ck_quick_gelu_avx2(source, destination, count)
+                    }
+                }
+            }
+            #expect(maxMixedError(fast, Array(expected.prefix(count))) < 1e-6, "count \(count)")
+            #expect(maxMixedError(fast, Array(portable.prefix(count))) < 1e-6, "count \(count)")
         }
     }
 }

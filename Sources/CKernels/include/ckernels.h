@@ -41,6 +41,10 @@ void ck_skinny_gemm_avx2(ptrdiff_t m, ptrdiff_t k, const float *a, ptrdiff_t lda
 void ck_skinny_gemm_portable(ptrdiff_t m, ptrdiff_t k, const float *a, ptrdiff_t lda, const float *w, ptrdiff_t ldw,
                              float *c, ptrdiff_t ldc, ptrdiff_t n0, ptrdiff_t n1);
 
+/// AVX2+FMA: output[i] = input[i] * sigmoid(1.702 * input[i]) (CLIP's QuickGELU) for i < count;
+/// input and output may be the same buffer. Only when ck_cpu_has_avx2_fma() returns 1.
+void ck_quick_gelu_avx2(const float *input, float *output, ptrdiff_t count);
+
 #ifdef __cplusplus
 }
 #endif

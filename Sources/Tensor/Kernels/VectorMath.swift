@@ -6,6 +6,13 @@
 // magic-number trick (adding 1.5 * 2^23 rounds to nearest even in the FPU; `.rounded()` and
 // SIMD int conversions become per-lane calls on the baseline x86-64 target).
 
+import CKernels
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 typealias FloatVector = SIMD16<Float>
 typealias IntVector = SIMD16<Int32>
 
@@ -154,8 +161,18 @@ enum VectorMath {
         map(input, output, count: count) { erf($0) }
     }
 
-    /// output[i] = x * sigmoid(1.702 x) (CLIP's QuickGELU).
+    /// output[i] = x * sigmoid(1.702 x) (CLIP's QuickGELU): the AVX2+FMA C kernel when the CPU has it
+    /// (`CPUFeatures.avx2`), else the portable SIMD loop below.
     static func quickGELU(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, count: Int) {
+        if CPUFeatures.avx2 {
+            ck_quick_gelu_avx2(input, output, count)
+        } else {
+            portableQuickGELU(input, output, count: count)
+        }
+    }
+
+    /// QuickGELU with Swift SIMD only (SSE2 code in the default build); the reference for the C kernel.
+    static func portableQuickGELU(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, count: Int) {
         map(input, output, count: count) { $0 * sigmoid($0 * 1.702) }
     }
 
@@ -251,4 +268,16 @@ enum VectorMath {
         }
         return result
     }
+}
+
+/// Which instruction-set paths the C kernels may take. The default build targets baseline x86-64;
+/// AVX2+FMA code lives in `Sources/CKernels` behind a run-time CPU check, so one binary runs
+/// everywhere and uses the wider units where they exist.
+public enum CPUFeatures {
+    /// AVX2 and FMA are present and not switched off with `ACTION_CLIP_AVX2=0` (which forces the
+    /// portable kernels, e.g. to compare them).
+    public static let avx2: Bool = {
+        if let value = getenv("ACTION_CLIP_AVX2"), String(cString: value) == "0" { return false }
+        return ck_cpu_has_avx2_fma() != 0
+    }()
 }
