@@ -13,12 +13,14 @@ public enum LinearActivation: String, Sendable {
 /// `residual` any shape that broadcasts with [..., N] (or nil). The result is [..., N], or the
 /// broadcast shape when the residual is larger.
 ///
-/// Why this is faster than MatMul then Add then Add: the output buffer is initialised with the
-/// bias (and the residual when it has the output's shape) and sgemm accumulates into it with
-/// beta = 1, so the [rows, N] result is written once instead of three times. The sum is taken in
-/// a different order (residual + bias + product instead of (product + bias) + residual), which
-/// changes float32 results by a few ulps. With a row count in `SkinnyGEMM.rowRange` the product
-/// goes to the skinny-M kernel instead of sgemm, with the same accumulate-into-the-output scheme.
+/// Why this is faster than MatMul then Add then Add: with a residual of the output's shape the
+/// output buffer is initialised with residual + bias and sgemm accumulates into it (beta = 1);
+/// without one, sgemm writes the product and one pass adds the bias and applies the activation
+/// row by row while each row is in L1. Either way the [rows, N] result is swept once or twice
+/// instead of three or four times. The sum is taken in a different order (residual + bias +
+/// product instead of (product + bias) + residual), which changes float32 results by a few ulps.
+/// With a row count in `SkinnyGEMM.rowRange` the product goes to the skinny-M kernel instead of
+/// sgemm, which accumulates into the initialised output.
 public func linear(_ x: Tensor, weight: Tensor, bias: Tensor?, residual: Tensor? = nil,
                    activation: LinearActivation = .none) throws(KernelError) -> Tensor {
     try kernelRequire(x, [.float32], "linear input")
@@ -49,29 +51,44 @@ public func linear(_ x: Tensor, weight: Tensor, bias: Tensor?, residual: Tensor?
     }()
     let biasBase = bias?.floats.baseAddress
     let residualBase = residualInPlace?.floats.baseAddress
-    Threading.parallelFor(0..<rows, minimumChunk: max(1, Threading.elementwiseChunk / max(n, 1))) { range in
-        for row in range {
-            let line = destination + row * n
-            switch (residualBase, biasBase) {
-            case let (residualRow?, biasRow?): FusedVector.add(residualRow + row * n, biasRow, line, count: n)
-            case let (residualRow?, nil): line.update(from: residualRow + row * n, count: n)
-            case let (nil, biasRow?): line.update(from: biasRow, count: n)
-            case (nil, nil): line.update(repeating: 0, count: n)
+    let skinnyPath = SkinnyGEMM.path(rows: rows, k: k, n: n)
+    // With a residual (or the skinny kernel, which only accumulates) C starts as residual + bias
+    // and the product is added to it. Otherwise the product is written first (beta = 0) and the
+    // bias and activation follow in one pass, row by row while the row is in L1: one sweep over
+    // the [rows, n] result instead of a bias-filling sweep before the GEMM and another after it.
+    let initialiseFirst = residualBase != nil || skinnyPath != nil
+    if initialiseFirst {
+        Threading.parallelFor(0..<rows, minimumChunk: max(1, Threading.elementwiseChunk / max(n, 1))) { range in
+            for row in range {
+                let line = destination + row * n
+                switch (residualBase, biasBase) {
+                case let (residualRow?, biasRow?): FusedVector.add(residualRow + row * n, biasRow, line, count: n)
+                case let (residualRow?, nil): line.update(from: residualRow + row * n, count: n)
+                case let (nil, biasRow?): line.update(from: biasRow, count: n)
+                case (nil, nil): line.update(repeating: 0, count: n)
+                }
             }
         }
     }
     if let source = x.floats.baseAddress, let weights = weight.floats.baseAddress {
-        if let path = SkinnyGEMM.path(rows: rows, k: k, n: n) {
+        if let skinnyPath {
             // Few rows: stream the weight once instead of letting sgemm pack it (SkinnyGEMM.swift).
-            SkinnyGEMM.accumulate(rows: rows, k: k, n: n, a: source, w: weights, c: destination, path: path)
+            SkinnyGEMM.accumulate(rows: rows, k: k, n: n, a: source, w: weights, c: destination, path: skinnyPath)
         } else {
             try BLAS.sgemm(transposeA: false, transposeB: false, m: rows, n: n, k: k, alpha: 1,
-                           a: source, lda: k, b: weights, ldb: n, beta: 1, c: destination, ldc: n)
+                           a: source, lda: k, b: weights, ldb: n, beta: initialiseFirst ? 1 : 0, c: destination, ldc: n)
         }
+    } else if !initialiseFirst {
+        destination.update(repeating: 0, count: rows * n)  // k = 0: the product is zero
     }
-    if activation == .quickGELU {
-        Threading.parallelFor(0..<output.count, minimumChunk: Threading.elementwiseChunk) { range in
-            VectorMath.quickGELU(destination + range.lowerBound, destination + range.lowerBound, count: range.count)
+    let addBias = !initialiseFirst ? biasBase : nil
+    if addBias != nil || activation == .quickGELU {
+        Threading.parallelFor(0..<rows, minimumChunk: max(1, Threading.elementwiseChunk / max(n, 1))) { range in
+            for row in range {
+                let line = destination + row * n
+                if let addBias { FusedVector.accumulate(addBias, into: line, count: n) }
+                if activation == .quickGELU { VectorMath.quickGELU(line, line, count: n) }
+            }
         }
     }
     if let residual, residualInPlace == nil {
