@@ -22,12 +22,12 @@ struct BenchCommand: ParsableCommand {
         directory). Each row runs --warmup times untimed, then --runs times; median and minimum \
         wall time are shown, GFLOP/s against the FLOP floor (image 70.5 GFLOP per 8 frames, text \
         5.96 GFLOP per 77-token row, counted for the tokens actually run on the true-length row, \
-        fusion 0.30 GFLOP per video) and the process's peak RSS so far (getrusage ru_maxrss).
+        fusion 0.30 GFLOP per video) and the process's peak RSS so far (getrusage ru_maxrss; for the process rows, the child's own VmHWM).
 
-        Threads: --threads N (default: all cores) sets OpenBLAS's thread count, which every GEMM \
-        uses, and the engine's own parallel loops (softmax, LayerNorm, elementwise). The two never \
-        run at once: the interpreter runs one node at a time, and GEMM nodes hand all their work \
-        to OpenBLAS. --compare-ort gives ONNX Runtime the same count (intra-op threads).
+        Threads: --threads N (default: all cores) is the engine's one thread limit: large GEMMs are \
+        split into N single-threaded OpenBLAS calls, and the engine's own loops (softmax, LayerNorm, \
+        elementwise, the skinny-M kernel's pool) use N threads; OpenBLAS never threads by itself. \
+        --compare-ort gives ONNX Runtime the same count (intra-op threads).
 
         --compare-ort runs Reference/bench_ort.py with the project venv (.venv/bin/python, or \
         $ACTION_CLIP_PYTHON) on the same model files and the same inputs.
@@ -330,7 +330,7 @@ struct BenchCommand: ParsableCommand {
     // MARK: Output
 
     func textReport(rows: [Row], kernelRows: [KernelBench.Result], threads: Int, ortVersion: String?) -> String {
-        var text = "action-clip bench: \(threads) threads (OpenBLAS GEMM and engine loops, never at once), "
+        var text = "action-clip bench: \(threads) threads (the engine's own; OpenBLAS single-threaded per call), "
         text += "\(runs) runs after \(warmup) warm-up, OpenBLAS \(Threading.blasCoreName)"
         if let ortVersion { text += ", ONNX Runtime \(ortVersion) with \(threads) threads" }
         text += "\n\n"

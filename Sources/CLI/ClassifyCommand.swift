@@ -15,7 +15,7 @@ struct ModelOptions: ParsableArguments {
     @Option(help: "CLIP BPE vocabulary (default: bpe_simple_vocab_16e6.txt.gz in the model directory).")
     var vocab: String?
 
-    @Option(help: "Threads for GEMM (OpenBLAS) and the engine's own loops (default: all cores).")
+    @Option(help: "Threads for the engine: GEMMs split across them and its own loops (default: all cores).")
     var threads: Int?
 
     func validate() throws {

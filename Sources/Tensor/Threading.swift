@@ -1,20 +1,27 @@
 // Threading policy
 // ----------------
-// Two things in this engine can use several cores: OpenBLAS (inside every sgemm) and our own
-// Swift loops (elementwise, softmax, reductions, layer norm). They must not oversubscribe the
-// machine, so the rule is:
-//  * GEMM parallelism belongs to OpenBLAS. MatMul, Gemm and Conv hand one large sgemm to OpenBLAS
-//    and never wrap sgemm calls in `Threading.parallelFor`.
-//  * `Threading.parallelFor` is used only by non-GEMM kernels, and only when the work is large
-//    (about 64K elements or more); below that the dispatch cost outweighs the gain.
-//  * The two never run at the same time because the interpreter executes one node at a time:
-//    while a MatMul node runs, OpenBLAS owns the cores; while a Softmax node runs, our loops do.
-//  * Exception, the skinny-M products (SkinnyGEMM.swift, M = 2...12 rows, e.g. the fusion
-//    transformer's 8 tokens): they replace sgemm and run on a small pool of pthreads of their own
-//    (Sources/CKernels/WorkerPool.c), because waking a Dispatch worker for each 0.1-0.3 ms product
-//    cost ~2 ms over the fusion graph. The pool uses `threadCount` threads too, and runs only
-//    while such a product runs (its workers spin up to 0.1 ms afterwards, then sleep).
-// `Threading.threadCount` sets all the limits at once so a user's `--threads 1` holds everywhere.
+// One owner for the cores: this engine's own threads. OpenBLAS always runs single-threaded
+// (`useSingleThreadedBLAS`), and every parallel piece of work is split by us:
+//  * GEMMs (`BLAS.sgemm`): a large product is cut into `threadCount` blocks of columns (or rows),
+//    each a single-threaded sgemm on one thread of `Threading.parallelFor`. Measured on the Zen 3
+//    build host, two single-threaded halves reach the same 170-180 GFLOP/s as OpenBLAS's own two
+//    threads on the image and text shapes (158-173 GFLOP/s at M = 322, 123-127 at M = 40 where
+//    OpenBLAS's threading gave 80).
+//  * Why not OpenBLAS's threads: after each threaded call its idle workers spin on sched_yield for
+//    about 0.1 s (2^28 TSC cycles). Anything run on two threads in that window, which in a graph
+//    is the next node, got half a core: two single-threaded sgemm halves measured 88 GFLOP/s right
+//    after an OpenBLAS 2-thread call and 170 without one; the fusion graph's skinny products took
+//    4.9 to 18.5 ms medians depending on how soon they followed the image graph.
+//  * `Threading.parallelFor` serves the GEMM blocks and the non-GEMM kernels (elementwise,
+//    softmax, LayerNorm, attention heads) alike, only when the work is large enough (about 64K
+//    elements or 2M multiply-adds); below that one thread does it. The interpreter runs one node
+//    at a time, so these never nest.
+//  * The skinny-M products (SkinnyGEMM.swift, M = 2...12 rows, e.g. the fusion transformer's 8
+//    tokens) run on a small pool of pthreads of their own (Sources/CKernels/WorkerPool.c), because
+//    waking a Dispatch worker for each 0.1-0.3 ms product cost ~2 ms over the fusion graph. The
+//    pool uses `threadCount` threads too, and runs only while such a product runs (its workers
+//    spin up to 0.1 ms afterwards, then sleep).
+// `Threading.threadCount` is the one limit, so a user's `--threads 1` holds everywhere.
 
 import CBLAS
 import Dispatch
@@ -26,16 +33,26 @@ import Darwin
 
 /// Thread limits for the kernels (see the policy at the top of this file).
 public enum Threading {
-    /// Number of threads our kernels and OpenBLAS may use (at least 1). Defaults to the number of
-    /// online processors. Setting it also calls `openblas_set_num_threads`.
+    /// Number of threads our kernels may use (at least 1). Defaults to the number of online
+    /// processors. OpenBLAS itself always gets one (see the policy above).
     public static var threadCount: Int {
         get { ThreadCountStore.shared.value }
         set {
             let clamped = max(1, min(newValue, 1024))
             ThreadCountStore.shared.value = clamped
-            openblas_set_num_threads(Int32(clamped))
+            useSingleThreadedBLAS()
         }
     }
+
+    /// Tells OpenBLAS to run every call on its caller's thread (done once, before the first GEMM).
+    /// Its worker threads, started when the library loaded, then go to sleep for good.
+    public static func useSingleThreadedBLAS() {
+        _ = singleThreadedBLAS
+    }
+
+    private static let singleThreadedBLAS: Void = {
+        openblas_set_num_threads(1)
+    }()
 
     /// Default minimum elements per chunk for elementwise kernels: below this, one thread does it all.
     public static let elementwiseChunk = 1 << 16

@@ -90,4 +90,40 @@ import Foundation
         #expect(result.floats.allSatisfy { $0.isFinite })
         #expect(gflops > 0)
     }
+
+    /// `BLAS.sgemm` cuts large products into column blocks (wide C) or row blocks (narrow C), one
+    /// single-threaded sgemm per thread; every transpose combination and both cuts against a plain
+    /// loop in Double, with alpha and beta.
+    @Test(arguments: [(200, 150, 90), (300, 20, 400), (64, 700, 50), (33, 97, 701)])
+    func splitProductsMatchThePlainLoop(m: Int, n: Int, k: Int) throws {
+        var generator = SplitMix64(seed: UInt64(m * 7 + n * 3 + k))
+        for (transposeA, transposeB) in [(false, false), (true, false), (false, true), (true, true)] {
+            let a = generator.floats(m * k, -1, 1), b = generator.floats(k * n, -1, 1)
+            var c = generator.floats(m * n, -1, 1)
+            let initial = c
+            let lda = transposeA ? m : k, ldb = transposeB ? k : n
+            try a.withUnsafeBufferPointer { aBuffer in
+                try b.withUnsafeBufferPointer { bBuffer in
+                    try c.withUnsafeMutableBufferPointer { cBuffer in
+                        guard let aBase = aBuffer.baseAddress, let bBase = bBuffer.baseAddress, let cBase = cBuffer.baseAddress else { return }
+                        try BLAS.sgemm(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: 0.5,
+                                       a: aBase, lda: lda, b: bBase, ldb: ldb, beta: 2, c: cBase, ldc: n)
+                    }
+                }
+            }
+            var expected = [Float](repeating: 0, count: m * n)
+            for row in 0..<m {
+                for column in 0..<n {
+                    var total = 0.0
+                    for inner in 0..<k {
+                        let x = transposeA ? a[inner * m + row] : a[row * k + inner]
+                        let y = transposeB ? b[column * k + inner] : b[inner * n + column]
+                        total += Double(x) * Double(y)
+                    }
+                    expected[row * n + column] = Float(0.5 * total + 2 * Double(initial[row * n + column]))
+                }
+            }
+            #expect(maxMixedError(c, expected) < Swift.max(1e-6, 1e-7 * Float(k)), "transA \(transposeA) transB \(transposeB)")
+        }
+    }
 }

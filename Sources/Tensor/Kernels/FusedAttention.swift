@@ -1,10 +1,8 @@
 import CBLAS
 
-// Thread policy of the attention kernel (see also Threading.swift): the two projections are
-// single large sgemms and OpenBLAS owns the cores for them. The per-(batch, head) part is many
-// small products (50x64x50 for ViT-B/32) for which OpenBLAS does not thread well, so that part
-// runs under `Threading.parallelFor` over batch x heads with OpenBLAS switched to one thread and
-// restored afterwards. Never both at once: nested threading would oversubscribe the cores.
+// Threads (see Threading.swift): the two projections are `linear`, whose sgemm is split across
+// our threads. The per-(batch, head) part is many small products (50x64x50 for ViT-B/32), run
+// under `Threading.parallelFor` over batch x heads, each a single-threaded sgemm call.
 
 /// Multi-head self-attention as exported by torch 1.8.1's `F.multi_head_attention_forward`,
 /// sequence-first: x [L, N, E] gives out_proj(softmax(scale * Q K^T + mask) V) (+ residual),
@@ -56,7 +54,7 @@ public func selfAttention(_ x: Tensor, inWeight: Tensor, inBias: Tensor, outWeig
     let maskBase = mask?.floats.baseAddress
     let rowStride = 3 * embed * batch, contextStride = embed * batch
 
-    openblas_set_num_threads(1)
+    Threading.useSingleThreadedBLAS()
     // Each group is 2 * L * L * hd multiply-adds. Tiny groups (the fusion graph: L = 8, 8 heads,
     // ~16K FLOP each) finish in less time than waking a Dispatch worker takes (~30 us on the
     // 2-vCPU build host), so a thread gets at least ~64K multiply-adds' worth of groups.
@@ -84,7 +82,6 @@ public func selfAttention(_ x: Tensor, inWeight: Tensor, inBias: Tensor, outWeig
                         contextBase + entry * embed + head * headSize, Int32(contextStride))
         }
     }
-    openblas_set_num_threads(Int32(Threading.threadCount))
 
     return try linear(context, weight: outWeight, bias: outBias, residual: residual)
 }

@@ -2,10 +2,18 @@ import CBLAS
 
 /// Thin wrappers over OpenBLAS.
 public enum BLAS {
+    /// Products below this many multiply-adds run on one thread: splitting costs a thread wake-up
+    /// (tens of µs) and the halves pack their shared operand twice.
+    public static let splitThreshold = 1 << 21
+
     /// Row-major single-precision GEMM: `C = alpha * op(A) * op(B) + beta * C`, with op(A) [m, k],
     /// op(B) [k, n] and C [m, n]. `lda`, `ldb`, `ldc` are the row strides of A, B, C as stored
     /// (A is stored [k, m] when `transposeA`). With k = 0 the product is zero and C becomes beta*C.
     /// Throws when a dimension does not fit the 32-bit BLAS interface.
+    ///
+    /// Threads (see Threading.swift): OpenBLAS always runs single-threaded; a large product is cut
+    /// into `Threading.threadCount` blocks of columns (or of rows when it is narrow), each one
+    /// single-threaded sgemm on one of our threads.
     public static func sgemm(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, alpha: Float,
                              a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
                              beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) throws(KernelError) {
@@ -23,9 +31,30 @@ public enum BLAS {
             }
             return
         }
-        cblas_sgemm(CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans,
-                    Int32(m), Int32(n), Int32(k), alpha, a, Int32(max(lda, 1)), b, Int32(max(ldb, 1)),
-                    beta, c, Int32(max(ldc, 1)))
+        Threading.useSingleThreadedBLAS()
+        func block(rows: Range<Int>, columns: Range<Int>) {
+            let aBlock = transposeA ? a + rows.lowerBound : a + rows.lowerBound * lda
+            let bBlock = transposeB ? b + columns.lowerBound * ldb : b + columns.lowerBound
+            cblas_sgemm(CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans,
+                        Int32(rows.count), Int32(columns.count), Int32(k), alpha, aBlock, Int32(max(lda, 1)),
+                        bBlock, Int32(max(ldb, 1)), beta, c + rows.lowerBound * ldc + columns.lowerBound, Int32(max(ldc, 1)))
+        }
+        let parts = Threading.threadCount
+        // Column blocks are multiples of 16 (OpenBLAS's AVX2 kernels work on 16-column panels).
+        let unit = 16
+        if parts > 1, m * n * k >= splitThreshold, n >= 2 * unit * parts {
+            let units = (n + unit - 1) / unit
+            Threading.parallelFor(0..<parts, minimumChunk: 1) { range in
+                for part in range {
+                    let start = min(n, units * part / parts * unit), end = min(n, units * (part + 1) / parts * unit)
+                    if start < end { block(rows: 0..<m, columns: start..<end) }
+                }
+            }
+        } else if parts > 1, m * n * k >= splitThreshold, m >= 2 * unit {
+            Threading.parallelFor(0..<m, minimumChunk: unit) { rows in block(rows: rows, columns: 0..<n) }
+        } else {
+            block(rows: 0..<m, columns: 0..<n)
+        }
     }
 }
 
