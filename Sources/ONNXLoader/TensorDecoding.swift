@@ -236,8 +236,6 @@ final class MappedWeights {
     private(set) lazy var arena: WeightArena? = WeightArena(capacity: WeightArena.capacity(for: ranges.lazy.map { $0?.count ?? 0 }))
     /// Initializers that had to be copied because no verified cache entry held them.
     private(set) var copied: [Int] = []
-    /// Initializers served from the cache.
-    private(set) var cacheHits = 0
 
     init(bytes: UnsafeRawBufferPointer, ranges: [Range<Int>?], mapping: MappedFile?, cache: AlignedWeightCache? = nil) {
         self.bytes = bytes
@@ -263,7 +261,6 @@ final class MappedWeights {
                 return try Self.borrow(start, layout, keeper: mapping)
             }
             if let cache, let cached = cache.verifiedRegion(index, equalTo: region), let cachedStart = cached.baseAddress {
-                cacheHits += 1
                 Self.releasePages(of: region)
                 return try Self.borrow(cachedStart, layout, keeper: cache.mapping)
             }

@@ -41,14 +41,20 @@ public final class TensorStorage: @unchecked Sendable {
     /// Allocates `byteCount` bytes (uninitialised), 64-byte aligned so SIMD loads never split a cache line.
     /// Returns nil when the allocation fails, so callers can turn a huge size into an error, not a trap.
     public init?(allocating byteCount: Int) {
-        var raw: UnsafeMutableRawPointer?
         // posix_memalign with size 0 may return nil; keep a valid pointer for empty tensors.
-        let status = posix_memalign(&raw, 64, max(byteCount, 64))
-        guard status == 0, let raw else { return nil }
-        Self.adviseHugePages(raw, byteCount: byteCount)
+        guard let raw = Self.allocateAligned(max(byteCount, 64)) else { return nil }
         self.pointer = raw
         self.byteCount = byteCount
         self.ownership = .allocated
+    }
+
+    /// `byteCount` bytes from `malloc`'s heap (free with `free`), 64-byte aligned, with large
+    /// blocks offered to huge pages (`adviseHugePages`); nil when the allocation fails.
+    public static func allocateAligned(_ byteCount: Int) -> UnsafeMutableRawPointer? {
+        var raw: UnsafeMutableRawPointer?
+        guard posix_memalign(&raw, 64, byteCount) == 0, let raw else { return nil }
+        adviseHugePages(raw, byteCount: byteCount)
+        return raw
     }
 
     /// Blocks at least this large are offered to transparent huge pages.
@@ -61,7 +67,7 @@ public final class TensorStorage: @unchecked Sendable {
     /// fewer faults (323 MB copied in 46-61 ms instead of 210-237 ms). Where THP is set to
     /// `madvise` (Debian's default) nothing happens without this call; elsewhere it is harmless.
     @inline(__always)
-    public static func adviseHugePages(_ pointer: UnsafeMutableRawPointer, byteCount: Int) {
+    static func adviseHugePages(_ pointer: UnsafeMutableRawPointer, byteCount: Int) {
         #if os(Linux)
         guard byteCount >= hugePageThreshold else { return }
         let hugePage = 2 << 20

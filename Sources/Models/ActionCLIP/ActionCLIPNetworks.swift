@@ -46,9 +46,6 @@ public final class ActionCLIPNetworks: Sendable {
         get throws { try lazyText.encoder().fullProgram }
     }
 
-    /// The text network if it has been loaded, without loading it.
-    public var loadedTextEncoder: TextEncoder? { lazyText.loaded }
-
     /// Loads and compiles the text network from a file, as the lazy loader does (for callers that
     /// start it early on another thread and pass it in as `textSource`).
     public static func loadTextEncoder(path: String) throws -> TextEncoder {
@@ -137,12 +134,6 @@ final class LazyTextEncoder: @unchecked Sendable {
             let text = "\(error)"
             throw ActionCLIPNetworks.Failure(description: text.contains(path) ? "text model: \(text)" : "text model \(path): \(text)")
         }
-    }
-
-    var loaded: TextEncoder? {
-        lock.lock()
-        defer { lock.unlock() }
-        return value
     }
 
     /// The encoder; a failed load is reported to every caller and tried again by the next one.

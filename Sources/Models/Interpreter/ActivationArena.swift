@@ -107,9 +107,7 @@ final class AllocationRecorder: RunAllocator, @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         guard !finished, let key = nextKey() else { return nil }
-        var raw: UnsafeMutableRawPointer?
-        guard posix_memalign(&raw, 64, byteCount) == 0, let raw else { return nil }
-        TensorStorage.adviseHugePages(raw, byteCount: byteCount)
+        guard let raw = TensorStorage.allocateAligned(byteCount) else { return nil }
         records.append(Record(key: key, bytes: byteCount, start: clock, end: nil))
         clock += 1
         return TensorStorage(pointer: raw, byteCount: byteCount, ownership: .recycled(recycler: self, token: records.count - 1))
@@ -184,9 +182,7 @@ final class ArenaPlan: @unchecked Sendable {
                 }
             }
         }
-        var raw: UnsafeMutableRawPointer?
-        base = posix_memalign(&raw, 64, max(total, 64)) == 0 ? raw : nil
-        if let base { TensorStorage.adviseHugePages(base, byteCount: total) }
+        base = TensorStorage.allocateAligned(max(total, 64))
         self.blocks = blocks
         self.blockForKey = Dictionary(records.indices.map { (records[$0].key, $0) }, uniquingKeysWith: { first, _ in first })
         self.byteCount = total
