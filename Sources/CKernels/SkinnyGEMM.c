@@ -259,6 +259,6 @@ void ck_skinny_gemm_avx2(ptrdiff_t m, ptrdiff_t k, const float *a, ptrdiff_t lda
     if (slice < 4 * KBLOCK) slice = 4 * KBLOCK;
     ck_skinny_job job = { m, k, lda, ldw, n, ck_skinny_partial_floats(m, n), slice, (k + slice - 1) / slice,
                           a, w, partials, 0 };
-    ck_pool_run(parts, ck_skinny_part, &job);
+    ck_pool_run(parts, parts, ck_skinny_part, &job);
     ck_skinny_reduce(m, n, partials, parts, job.stride, c, ldc, 0, n);
 }

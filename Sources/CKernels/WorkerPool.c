@@ -1,14 +1,21 @@
-// A small pool of persistent worker threads for the skinny-M kernel.
+// A small pool of persistent worker threads: the engine's threads (Threading.parallelFor and the
+// skinny-M kernel both run on it).
 //
-// Why not Threading.parallelFor (Dispatch): the fusion graph makes 24 products of 0.1-0.3 ms each,
-// and a Dispatch worker woken for each one starts a median 29 us (p90 40 us) after the caller on
-// the 2-vCPU build host; the kernel's two halves then overlap badly and the 24 products took
-// 5.7-6.2 ms instead of 3.9 ms with a worker that is already running. These workers spin for a
+// Why not Dispatch: the fusion graph makes 24 products of 0.1-0.3 ms each, and a Dispatch worker
+// woken for each one starts a median 29 us (p90 40 us) after the caller on the 2-vCPU build
+// host; the kernel's two halves then overlap badly and the 24 products took 5.7-6.2 ms instead of
+// 3.9 ms with a worker that is already running. These workers spin for a
 // short while (CK_POOL_SPIN_NS) after each job, so back-to-back products find them awake, then
 // sleep on a condition variable, so an idle engine uses no CPU.
 //
+// Tasks are taken, not assigned: every thread of a job (the caller and its helpers) claims the
+// next task from one counter until none are left. On this shared VM a woken helper sometimes
+// starts milliseconds late (its vCPU was handed to another tenant while idle); with a fixed part
+// per thread the caller then waited for it, and the fusion graph took 7-27 ms instead of 4.5 when
+// started after a 150 ms pause. Now a late helper finds its work done by the caller.
+//
 // One job at a time: a caller that finds the pool busy (another thread is in the middle of a
-// job, e.g. tests running in parallel) runs every part itself instead of waiting.
+// job, e.g. tests running in parallel) runs every task itself instead of waiting.
 
 #include "ckernels_pool.h"
 
@@ -20,17 +27,21 @@
 #define CK_POOL_SPIN_NS 100000
 #endif
 
-enum { CK_POOL_MAX = 64 };
+enum { CK_POOL_MAX = 64, CK_POOL_MAX_TASKS = 0xffff };
 
 static pthread_mutex_t ck_submit = PTHREAD_MUTEX_INITIALIZER;   // held by the caller for a whole job
 static pthread_mutex_t ck_sleep = PTHREAD_MUTEX_INITIALIZER;    // guards sleeping and waking
 static pthread_cond_t ck_wake = PTHREAD_COND_INITIALIZER;
-// (job number << 8) | parts of the job: bumped once per job, after the job fields are written.
-// Carrying the part count in the same word lets a worker that is not needed for a job skip it
+// (job number << 8) | threads of the job: bumped once per job, after the job fields are written.
+// Carrying the thread count in the same word lets a worker that is not needed for a job skip it
 // without reading ck_job, which the caller may already be rewriting for the next job.
 static atomic_llong ck_signal;
+// The task counter, tagged with its job: (job & 0xffffffff) << 32 | tasks << 16 | next task.
+// A helper that wakes after its job ended sees another job number (or no task left) and claims
+// nothing, so it can never run a task of a job it did not see published.
+static atomic_llong ck_next;
 static atomic_int ck_sleepers;     // workers blocked (or about to block) on ck_wake
-static atomic_int ck_finished;     // workers done with their part of the current job
+static atomic_int ck_done;         // tasks of the current job finished
 static int ck_workers;             // started so far (only changed under ck_submit)
 // The signal current when worker i was started: it waits for the next one. (Reading it in the
 // new thread instead could miss a job published before the thread ran.)
@@ -53,14 +64,29 @@ static inline void ck_pause(void) {
 #endif
 }
 
+// Claims and runs tasks of job `job` until none are left. ck_job is read only after a claim
+// succeeds: the job cannot end (and its fields change) while one of its tasks is unfinished.
+static void ck_run_tasks(long long job) {
+    const long long tag = job & 0xffffffffLL;
+    for (;;) {
+        long long current = atomic_load(&ck_next);
+        if ((current >> 32) != tag) return;
+        const int tasks = (int)((current >> 16) & 0xffff), next = (int)(current & 0xffff);
+        if (next >= tasks) return;
+        if (!atomic_compare_exchange_weak(&ck_next, &current, current + 1)) continue;
+        ck_job.body(ck_job.context, next);
+        atomic_fetch_add(&ck_done, 1);
+    }
+}
+
 static void *ck_worker(void *argument) {
-    const int part = (int)(ptrdiff_t)argument;   // worker i runs part i (the caller runs part 0)
-    long long seen = ck_start_signal[part];
+    const int index = (int)(ptrdiff_t)argument;   // helpers are 1...; the caller is thread 0
+    long long seen = ck_start_signal[index];
     int participated = 1;
     for (;;) {
-        // Spin a little: the next product usually follows within microseconds. A worker that was
-        // not needed for the last job (it used fewer threads) goes straight to sleep instead, so
-        // it does not take a core from the ones that are working.
+        // Spin a little: the next job usually follows within microseconds. A worker that was not
+        // needed for the last job (it used fewer threads) goes straight to sleep instead, so it
+        // does not take a core from the ones that are working.
         long long deadline = ck_now_ns() + (participated ? CK_POOL_SPIN_NS : 0);
         int spins = 0;
         while (atomic_load(&ck_signal) == seen) {
@@ -80,22 +106,21 @@ static void *ck_worker(void *argument) {
             pthread_mutex_unlock(&ck_sleep);
         }
         seen = atomic_load(&ck_signal);
-        participated = part < (int)(seen & 0xff);
-        if (participated) {
-            ck_job.body(ck_job.context, part);
-            atomic_fetch_add(&ck_finished, 1);
-        }
+        participated = index < (int)(seen & 0xff);
+        if (participated) ck_run_tasks(seen >> 8);
     }
     return 0;
 }
 
-void ck_pool_run(int parts, ck_pool_body body, void *context) {
-    if (parts <= 1 || pthread_mutex_trylock(&ck_submit) != 0) {
-        for (int part = 0; part < parts; part++) body(context, part);
+void ck_pool_run(int tasks, int threads, ck_pool_body body, void *context) {
+    if (tasks <= 0) return;
+    if (threads > tasks) threads = tasks;
+    if (threads > CK_POOL_MAX) threads = CK_POOL_MAX;
+    if (threads <= 1 || tasks > CK_POOL_MAX_TASKS || pthread_mutex_trylock(&ck_submit) != 0) {
+        for (int task = 0; task < tasks; task++) body(context, task);
         return;
     }
-    if (parts > CK_POOL_MAX) parts = CK_POOL_MAX;
-    while (ck_workers < parts - 1) {
+    while (ck_workers < threads - 1) {
         pthread_t thread;
         pthread_attr_t attributes;
         pthread_attr_init(&attributes);
@@ -106,20 +131,20 @@ void ck_pool_run(int parts, ck_pool_body body, void *context) {
         if (created != 0) break;
         ck_workers++;
     }
-    const int helpers = parts - 1 < ck_workers ? parts - 1 : ck_workers;
+    const int helpers = threads - 1 < ck_workers ? threads - 1 : ck_workers;
     ck_job.body = body;
     ck_job.context = context;
-    atomic_store(&ck_finished, 0);
-    const long long previous = atomic_load(&ck_signal);
-    atomic_store(&ck_signal, (((previous >> 8) + 1) << 8) | (long long)(helpers + 1));
+    atomic_store(&ck_done, 0);
+    const long long job = (atomic_load(&ck_signal) >> 8) + 1;
+    atomic_store(&ck_next, ((job & 0xffffffffLL) << 32) | ((long long)tasks << 16));
+    atomic_store(&ck_signal, (job << 8) | (long long)(helpers + 1));
     if (atomic_load(&ck_sleepers) > 0) {
         pthread_mutex_lock(&ck_sleep);
         pthread_cond_broadcast(&ck_wake);
         pthread_mutex_unlock(&ck_sleep);
     }
-    body(context, 0);
-    // Parts the pool could not cover (thread creation failed) run here too.
-    for (int part = helpers + 1; part < parts; part++) body(context, part);
-    while (atomic_load(&ck_finished) < helpers) ck_pause();
+    ck_run_tasks(job);
+    // Only tasks a helper claimed and is still running are waited for.
+    while (atomic_load(&ck_done) < tasks) ck_pause();
     pthread_mutex_unlock(&ck_submit);
 }

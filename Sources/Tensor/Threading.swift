@@ -15,15 +15,18 @@
 //  * `Threading.parallelFor` serves the GEMM blocks and the non-GEMM kernels (elementwise,
 //    softmax, LayerNorm, attention heads) alike, only when the work is large enough (about 64K
 //    elements or 2M multiply-adds); below that one thread does it. The interpreter runs one node
-//    at a time, so these never nest.
-//  * The skinny-M products (SkinnyGEMM.swift, M = 2...12 rows, e.g. the fusion transformer's 8
-//    tokens) run on a small pool of pthreads of their own (Sources/CKernels/WorkerPool.c), because
-//    waking a Dispatch worker for each 0.1-0.3 ms product cost ~2 ms over the fusion graph. The
-//    pool uses `threadCount` threads too, and runs only while such a product runs (its workers
-//    spin up to 0.1 ms afterwards, then sleep).
+//    at a time, so these never nest (and if they did, the pool runs a nested job on its caller).
+//  * Its threads are a small pool of persistent pthreads (Sources/CKernels/WorkerPool.c), shared
+//    with the skinny-M products (SkinnyGEMM.swift), not Dispatch's workers. After each job they
+//    spin up to 0.1 ms, then sleep, so the next node of a graph finds them awake but an idle
+//    engine uses no CPU. Dispatch parks its workers at once: waking one took a median 29 us, it
+//    cost the fusion graph ~2 ms of its 4-6, and on this VM a parked vCPU is slow to come back
+//    (an image run started 0.65 s after the previous one took 507-579 ms against 500-512 ms back
+//    to back). `ACTION_CLIP_THREAD_POOL=dispatch` switches back for comparison.
 // `Threading.threadCount` is the one limit, so a user's `--threads 1` holds everywhere.
 
 import CBLAS
+import CKernels
 import Dispatch
 #if canImport(Glibc)
 import Glibc
@@ -64,32 +67,61 @@ public enum Threading {
     /// returns before `parallelFor` returns. It must only write memory that belongs to its own
     /// sub-range (e.g. the output rows it was given) and only read shared inputs; kernels pass raw
     /// buffer pointers to their own freshly allocated output, which satisfies this.
-    public static func parallelFor(_ range: Range<Int>, minimumChunk: Int, body: (Range<Int>) -> Void) {
+    ///
+    /// The range is cut into up to `chunksPerThread` chunks per thread, which the threads claim
+    /// one at a time, so a thread that starts late (see WorkerPool.c) leaves its share to the
+    /// others. Callers whose chunks each redo shared work (a GEMM split repacks its shared
+    /// operand per block) pass 1.
+    public static func parallelFor(_ range: Range<Int>, minimumChunk: Int, chunksPerThread: Int = 4,
+                                   body: (Range<Int>) -> Void) {
         let count = range.count
         guard count > 0 else { return }
         let chunkFloor = max(1, minimumChunk)
-        let chunks = min(threadCount, count / chunkFloor)
-        guard chunks > 1 else {
+        let threads = threadCount
+        let chunks = min(threads > 1 ? threads * max(1, chunksPerThread) : 1, count / chunkFloor)
+        guard chunks > 1, threads > 1 else {
             body(range)
             return
         }
         let lower = range.lowerBound
-        // concurrentPerform wants a @Sendable closure, but kernel bodies capture raw pointers to
-        // their inputs and output. That is safe under the contract above (disjoint writes, reads of
-        // immutable inputs, all calls finished before we return), so the body is passed through an
-        // unchecked box instead of forcing every kernel to wrap its pointers.
+        // Even split; the first `count % chunks` chunks take one extra index.
+        @Sendable func chunkRange(_ chunk: Int) -> Range<Int> {
+            let base = count / chunks, extra = count % chunks
+            let start = lower + chunk * base + min(chunk, extra)
+            return start..<(start + base + (chunk < extra ? 1 : 0))
+        }
+        // The pool and concurrentPerform want a shareable body, but kernel bodies capture raw
+        // pointers to their inputs and output. That is safe under the contract above (disjoint
+        // writes, reads of immutable inputs, all calls finished before we return), so the body is
+        // passed through an unchecked box instead of forcing every kernel to wrap its pointers.
         withoutActuallyEscaping(body) { escapableBody in
-            let box = UncheckedSendableBody(body: escapableBody)
-            DispatchQueue.concurrentPerform(iterations: chunks) { chunk in
-                // Even split; the first `count % chunks` chunks take one extra index.
-                let base = count / chunks
-                let extra = count % chunks
-                let start = lower + chunk * base + min(chunk, extra)
-                let end = start + base + (chunk < extra ? 1 : 0)
-                box.body(start..<end)
+            if usesDispatch {
+                let box = UncheckedSendableBody(body: escapableBody)
+                DispatchQueue.concurrentPerform(iterations: chunks) { chunk in box.body(chunkRange(chunk)) }
+                return
+            }
+            var job = PoolJob(body: escapableBody, chunkRange: chunkRange)
+            withUnsafeMutablePointer(to: &job) { pointer in
+                ck_pool_run(Int32(chunks), Int32(threads), { context, part in
+                    guard let job = context?.assumingMemoryBound(to: PoolJob.self).pointee else { return }
+                    job.body(job.chunkRange(Int(part)))
+                }, pointer)
             }
         }
     }
+
+    /// `ACTION_CLIP_THREAD_POOL=dispatch` runs `parallelFor` on Dispatch's worker threads instead
+    /// of the engine's pool (for A/B measurements; see the policy at the top of this file).
+    static let usesDispatch: Bool = {
+        guard let value = getenv("ACTION_CLIP_THREAD_POOL") else { return false }
+        return String(cString: value) == "dispatch"
+    }()
+}
+
+/// What a pool worker needs to run its chunk of a `parallelFor`.
+private struct PoolJob {
+    let body: (Range<Int>) -> Void
+    let chunkRange: (Int) -> Range<Int>
 }
 
 // MARK: - OpenBLAS kernel selection

@@ -5,13 +5,15 @@
 extern "C" {
 #endif
 
-/// One part of a pool job: `body(context, part)` for part in [0, parts).
-typedef void (*ck_pool_body)(void *context, int part);
+/// One task of a pool job: `body(context, task)` for task in [0, tasks).
+typedef void (*ck_pool_body)(void *context, int task);
 
-/// Runs body(context, 0) on the calling thread and parts 1..<parts on persistent worker threads
-/// (started on first use, at most 63), and returns when all have finished. When another job is
-/// in progress the caller runs every part itself. See WorkerPool.c for why this is not Dispatch.
-void ck_pool_run(int parts, ck_pool_body body, void *context);
+/// Runs body(context, task) for every task in [0, tasks) on up to `threads` threads: the caller
+/// and persistent worker threads (started on first use, at most 63), each claiming the next task
+/// until none are left, so any task may run on any of them. Returns when all have finished.
+/// When another job is in progress, or `threads` <= 1, the caller runs every task itself.
+/// See WorkerPool.c for why this is not Dispatch.
+void ck_pool_run(int tasks, int threads, ck_pool_body body, void *context);
 
 #ifdef __cplusplus
 }

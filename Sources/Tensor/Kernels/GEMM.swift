@@ -44,14 +44,14 @@ public enum BLAS {
         let unit = 16
         if parts > 1, m * n * k >= splitThreshold, n >= 2 * unit * parts {
             let units = (n + unit - 1) / unit
-            Threading.parallelFor(0..<parts, minimumChunk: 1) { range in
+            Threading.parallelFor(0..<parts, minimumChunk: 1, chunksPerThread: 1) { range in
                 for part in range {
                     let start = min(n, units * part / parts * unit), end = min(n, units * (part + 1) / parts * unit)
                     if start < end { block(rows: 0..<m, columns: start..<end) }
                 }
             }
         } else if parts > 1, m * n * k >= splitThreshold, m >= 2 * unit {
-            Threading.parallelFor(0..<m, minimumChunk: unit) { rows in block(rows: rows, columns: 0..<n) }
+            Threading.parallelFor(0..<m, minimumChunk: unit, chunksPerThread: 1) { rows in block(rows: rows, columns: 0..<n) }
         } else {
             block(rows: 0..<m, columns: 0..<n)
         }
