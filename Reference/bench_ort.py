@@ -2,7 +2,7 @@
 """Times ONNX Runtime on the ActionCLIP graphs, for `action-clip bench --compare-ort`.
 
 usage: bench_ort.py --inputs DIR [--image M.onnx] [--text M.onnx] [--fusion M.onnx]
-                    [--runs N] [--warmup N] [--threads T]
+                    [--runs N] [--warmup N] [--threads T] [--serve]
 
 DIR holds one .npy per graph, named after it (image.npy, text.npy, fusion.npy); a graph runs only
 when both its model and its input are given. Each model's first input/output dimension is made
@@ -14,6 +14,13 @@ Prints one JSON object on stdout:
 {"onnxruntime": "1.32.0", "threads": 2, "runs": 5, "warmup": 1,
  "graphs": {"text": {"median_ms": ..., "min_ms": ..., "times_ms": [...], "input_shape": [160, 77],
                      "output_shape": [160, 512]}, ...}}
+
+With --serve, the sessions are created first and one line is printed,
+{"onnxruntime": "1.32.0", "graphs": ["image", ...]}; then each line read from stdin names a graph,
+which is run once and answered with one line {"graph": "image", "ms": 123.4} ("quit" or end of
+input stops). `action-clip bench --compare-ort` uses this to alternate its runs with ONNX
+Runtime's, so that both see the same machine: on a shared VM the speed of the second core drifts
+by 10-20 % over minutes, which separate back-to-back blocks of runs turned into ratio noise.
 """
 from __future__ import annotations
 
@@ -42,6 +49,7 @@ def main(argv=None) -> int:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--serve", action="store_true", help="run graphs on request from stdin (see above)")
     args = parser.parse_args(argv)
     if args.runs < 1 or args.warmup < 0 or args.threads < 1:
         parser.error("--runs and --threads must be at least 1, --warmup at least 0")
@@ -51,6 +59,7 @@ def main(argv=None) -> int:
     import onnxruntime as ort
 
     results = {}
+    sessions = {}
     for graph in ("image", "text", "fusion"):
         model_path = getattr(args, graph)
         input_path = os.path.join(args.inputs, f"{graph}.npy")
@@ -68,6 +77,9 @@ def main(argv=None) -> int:
         session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
         del model
         feed = {session.get_inputs()[0].name: np.load(input_path)}
+        if args.serve:
+            sessions[graph] = (session, feed)
+            continue
         output = None
         for _ in range(args.warmup):
             output = session.run(None, feed)
@@ -84,8 +96,32 @@ def main(argv=None) -> int:
             "output_shape": list(output[0].shape) if output else None,
         }
         del session
+    if args.serve:
+        return serve(sessions, ort.__version__)
     print(json.dumps({"onnxruntime": ort.__version__, "threads": args.threads, "runs": args.runs,
                       "warmup": args.warmup, "graphs": results}))
+    return 0
+
+
+def serve(sessions, version: str) -> int:
+    """Answer run requests from stdin, one graph run per line (see the module docstring)."""
+    print(json.dumps({"onnxruntime": version, "graphs": sorted(sessions)}), flush=True)
+    for line in sys.stdin:
+        graph = line.strip()
+        if graph == "quit":
+            break
+        if graph not in sessions:
+            print(json.dumps({"error": f"no session for graph {graph!r}"}), flush=True)
+            continue
+        session, feed = sessions[graph]
+        start = time.perf_counter()
+        session.run(None, feed)
+        milliseconds = (time.perf_counter() - start) * 1000
+        # ORT's pool threads keep spinning after a run (measured here: about 60 ms of CPU time,
+        # over 40-60 ms); let them go to sleep before the caller's own run starts, so that run
+        # does not share the cores with them.
+        time.sleep(0.15)
+        print(json.dumps({"graph": graph, "ms": milliseconds}), flush=True)
     return 0
 
 

@@ -30,7 +30,11 @@ struct BenchCommand: ParsableCommand {
         --compare-ort gives ONNX Runtime the same count (intra-op threads).
 
         --compare-ort runs Reference/bench_ort.py with the project venv (.venv/bin/python, or \
-        $ACTION_CLIP_PYTHON) on the same model files and the same inputs.
+        $ACTION_CLIP_PYTHON) on the same model files and the same inputs, in a child process that \
+        runs one graph per request: each of our runs of a graph is followed by one of ONNX Runtime's, \
+        so both see the same machine, and ours/ORT is the ratio of the two medians. The text rows \
+        share one set of ONNX Runtime runs (the full 77-token graph, alternated with the true-length \
+        row).
         """
     )
 
@@ -68,12 +72,14 @@ struct BenchCommand: ParsableCommand {
         var gigaFLOPs: Double?
         var peakRSSMegabytes: Double
         var ortKey: String?
-        var ortMedian: Double?
+        /// ONNX Runtime's times on the same graph and input, each taken right after one of ours.
+        var ortTimes: [Double] = []
         var note: String?
         var ops: [ExecutionProfile.OpTotal] = []
 
         var median: Double { Statistics.median(times) }
         var minimum: Double { times.min() ?? 0 }
+        var ortMedian: Double? { ortTimes.isEmpty ? nil : Statistics.median(ortTimes) }
     }
 
     func run() throws {
@@ -94,21 +100,43 @@ struct BenchCommand: ParsableCommand {
         let neededTokens = TextEncoder.neededLengths(tokens).reduce(0, +)
         let textRows = tokens.shape[0]
 
+        let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("action-clip-bench-\(getpid())-\(UInt32.random(in: 0...UInt32.max))").path
+        defer { try? FileManager.default.removeItem(atPath: scratch) }
+        // ONNX Runtime runs in a child process that answers one run per request, so each of our
+        // runs is followed by one of its runs on the same input: both see the same machine.
+        let ort = compareORT ? try startONNXRuntime(networks: networks, inputs: ["image": frames, "fusion": frameFeatures, "text": tokens],
+                                                    scratch: scratch, threads: threads) : nil
+        defer { ort?.close() }
+
         var rows: [Row] = []
-        func measure(_ name: String, gigaFLOPs: Double?, ortKey: String? = nil, note: String? = nil,
+        /// Times `body`; with ONNX Runtime running and `ortKey` set, alternates each run with one of
+        /// ONNX Runtime's on that graph (`reuseORT` takes an earlier row's ONNX Runtime times instead).
+        func measure(_ name: String, gigaFLOPs: Double?, ortKey: String? = nil, reuseORT: Bool = false, note: String? = nil,
                      _ body: () throws -> Void) throws {
-            for _ in 0..<warmup { try userFacing(body) }
+            let alternate = reuseORT ? nil : ortKey.flatMap { key in ort.map { ($0, key) } }
+            for _ in 0..<warmup {
+                try userFacing(body)
+                if let (server, key) = alternate { _ = try server.run(key) }
+            }
             var times: [Double] = []
+            var ortTimes: [Double] = []
             let clock = ContinuousClock()
             let collected = try ExecutionProfile.collect { () throws -> Void in
                 for _ in 0..<runs {
                     let start = clock.now
                     try userFacing(body)
                     times.append((clock.now - start).seconds * 1000)
+                    if let (server, key) = alternate {
+                        // bench_ort.py pauses 0.15 s after its runs (its threads spin on); the
+                        // same pause here makes both engines start from the same idle machine.
+                        Thread.sleep(forTimeInterval: 0.15)
+                        ortTimes.append(try server.run(key))
+                    }
                 }
             }
+            if reuseORT, let ortKey { ortTimes = rows.last(where: { $0.ortKey == ortKey && !$0.ortTimes.isEmpty })?.ortTimes ?? [] }
             rows.append(Row(name: name, times: times, gigaFLOPs: gigaFLOPs, peakRSSMegabytes: Self.peakRSSMegabytes(),
-                            ortKey: ortKey, note: note, ops: ops ? collected.totals : []))
+                            ortKey: ortKey, ortTimes: ortTimes, note: note, ops: ops ? collected.totals : []))
         }
 
         try measure("image (8 frames)", gigaFLOPs: 70.5, ortKey: "image") { _ = try networks.encodeFrames(frames) }
@@ -124,7 +152,8 @@ struct BenchCommand: ParsableCommand {
         try measure("text true length (\(textRows) rows)", gigaFLOPs: trueLengthFLOPs, ortKey: "text", note: trueNote) {
             trueLengthFeatures = try encoder.encode(tokens)
         }
-        try measure("text full 77 (\(textRows) rows)", gigaFLOPs: Self.textGigaFLOPs(rows: textRows, length: 77), ortKey: "text") {
+        try measure("text full 77 (\(textRows) rows)", gigaFLOPs: Self.textGigaFLOPs(rows: textRows, length: 77), ortKey: "text",
+                    reuseORT: true) {
             fullFeatures = try encoder.encodeFullLength(tokens)
         }
         // The two text rows must agree: report how closely (relative to the largest feature).
@@ -138,8 +167,6 @@ struct BenchCommand: ParsableCommand {
 
         // The whole default job.
         let clip = try jobClip()
-        let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("action-clip-bench-\(getpid())-\(UInt32.random(in: 0...UInt32.max))").path
-        defer { try? FileManager.default.removeItem(atPath: scratch) }
         let cache: TextFeatureCache? = try? models.textFeatureCacheOrThrow(for: networks, directory: (scratch as NSString).appendingPathComponent("cache"))
         let jobFLOPs = 70.5 + 0.30 + trueLengthFLOPs
         try measure("job: 1 clip, 10 labels, no cache", gigaFLOPs: jobFLOPs, note: clip.description) {
@@ -184,12 +211,7 @@ struct BenchCommand: ParsableCommand {
             }
         }
 
-        var ort: (version: String, medians: [String: Double])?
-        if compareORT {
-            ort = try runONNXRuntime(networks: networks, inputs: ["image": frames, "fusion": frameFeatures, "text": tokens],
-                                     scratch: scratch, threads: threads)
-            for index in rows.indices { rows[index].ortMedian = rows[index].ortKey.flatMap { ort?.medians[$0] } }
-        }
+        ort?.close()
         let kernelRows = kernels ? try KernelBench(runs: runs, warmup: warmup, textTokens: computedTokens).run() : []
 
         if json {
@@ -275,8 +297,9 @@ struct BenchCommand: ParsableCommand {
 
     // MARK: ONNX Runtime
 
-    func runONNXRuntime(networks: ActionCLIPNetworks, inputs: [String: Tensor], scratch: String,
-                        threads: Int) throws -> (version: String, medians: [String: Double]) {
+    /// Starts Reference/bench_ort.py in its serving mode on the same model files and inputs.
+    func startONNXRuntime(networks: ActionCLIPNetworks, inputs: [String: Tensor], scratch: String,
+                          threads: Int) throws -> ORTServer {
         let python = try Self.locate(environment: "ACTION_CLIP_PYTHON", relative: ".venv/bin/python",
                                      what: "the project venv's Python (create it with: bash Reference/setup_venv.sh)")
         let script = try Self.locate(environment: nil, relative: "Reference/bench_ort.py", what: "Reference/bench_ort.py")
@@ -285,28 +308,9 @@ struct BenchCommand: ParsableCommand {
             try FileManager.default.createDirectory(atPath: inputDirectory, withIntermediateDirectories: true)
             for (name, tensor) in inputs { try NPY.write(tensor, to: (inputDirectory as NSString).appendingPathComponent("\(name).npy")) }
         }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: python)
-        process.arguments = [script, "--inputs", inputDirectory, "--image", networks.imagePath, "--text", networks.textPath,
-                             "--fusion", networks.fusionPath, "--runs", String(runs), "--warmup", String(warmup),
-                             "--threads", String(threads)]
-        let output = Pipe()
-        process.standardOutput = output
-        try userFacing { try process.run() }
-        let data = output.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else {
-            throw CLIError("\(script) failed with exit status \(process.terminationStatus) (its error is above)")
-        }
-        guard let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
-              let graphs = object["graphs"] as? [String: Any] else {
-            throw CLIError("\(script) printed no JSON result: \(String(decoding: data.prefix(200), as: UTF8.self))")
-        }
-        var medians: [String: Double] = [:]
-        for (name, value) in graphs {
-            if let entry = value as? [String: Any], let median = entry["median_ms"] as? Double { medians[name] = median }
-        }
-        return ((object["onnxruntime"] as? String) ?? "?", medians)
+        return try ORTServer(python: python, arguments: [script, "--serve", "--inputs", inputDirectory,
+                                                         "--image", networks.imagePath, "--text", networks.textPath,
+                                                         "--fusion", networks.fusionPath, "--threads", String(threads)])
     }
 
     /// A file from an environment variable, else relative to the current directory, else relative
@@ -332,7 +336,7 @@ struct BenchCommand: ParsableCommand {
     func textReport(rows: [Row], kernelRows: [KernelBench.Result], threads: Int, ortVersion: String?) -> String {
         var text = "action-clip bench: \(threads) threads (the engine's own; OpenBLAS single-threaded per call), "
         text += "\(runs) runs after \(warmup) warm-up, OpenBLAS \(Threading.blasCoreName)"
-        if let ortVersion { text += ", ONNX Runtime \(ortVersion) with \(threads) threads" }
+        if let ortVersion { text += ", ONNX Runtime \(ortVersion) with \(threads) threads, its runs alternated with ours" }
         text += "\n\n"
         text += Padding.left("row", 38) + Padding.right("median ms", 11) + Padding.right("min ms", 11)
             + Padding.right("GFLOP/s", 10) + Padding.right("peak MB", 10)
@@ -379,6 +383,8 @@ struct BenchCommand: ParsableCommand {
             }
             if let ort = row.ortMedian {
                 members.append(("ort_median_ms", .number(ort)))
+                members.append(("ort_min_ms", .number(row.ortTimes.min() ?? ort)))
+                members.append(("ort_times_ms", .array(row.ortTimes.map { .number($0) })))
                 members.append(("ratio_to_ort", .number(row.median / ort)))
             }
             if let note = row.note { members.append(("note", .string(note))) }
