@@ -119,6 +119,7 @@ struct ClassifyCommand: ParsableCommand {
     }
 
     func run() throws {
+        Diagnostics.startTimeline()
         models.applyThreads()
         let labels = try resolvedLabels()
         let videos = try resolvedVideos()
@@ -130,7 +131,8 @@ struct ClassifyCommand: ParsableCommand {
         let channelOrder = frames.channelOrder
         let vocabulary = models.resolvedVocabulary
         let decoding = BackgroundWork {
-            try ZeroShotClassifier.prepare(videos: videos, sampling: sampling, channelOrder: channelOrder)
+            defer { Diagnostics.stage("videos decoded (second thread)") }
+            return try ZeroShotClassifier.prepare(videos: videos, sampling: sampling, channelOrder: channelOrder)
         }
         let paths = try models.resolvePaths()
         let textCache = noCache ? nil : models.textFeatureCache(textPath: paths.text)
@@ -138,19 +140,30 @@ struct ClassifyCommand: ParsableCommand {
             let tokenizer = try CLIPTokenizer(vocabularyPath: vocabulary)
             // An over-long label is reported later, with its name, by the classifier.
             let tokens = try? ZeroShotClassifier.promptTokens(labels: labels, tokenizer: tokenizer)
-            if let textCache, let tokens, textCache.lookup(tokens) != nil { return (tokenizer, nil) }
+            Diagnostics.stage("prompts tokenized (third thread)")
+            if let textCache, let tokens, textCache.lookup(tokens) != nil {
+                Diagnostics.stage("text features found in the cache (third thread)")
+                return (tokenizer, nil)
+            }
             let encoder = try ActionCLIPNetworks.loadTextEncoder(path: paths.text)
+            Diagnostics.stage("text network loaded (third thread)")
             if let tokens { for bucket in encoder.plan(tokens) { _ = try encoder.program(length: bucket.length) } }
+            Diagnostics.stage("text programs compiled (third thread)")
             return (tokenizer, encoder)
         }
         let textPath = paths.text
         let networks = try models.loadNetworks(paths: paths, loadText: false, textSource: {
             try textPreparation.result().encoder ?? ActionCLIPNetworks.loadTextEncoder(path: textPath)
         })
+        Diagnostics.stage("image and fusion networks loaded")
         let prepared = try userFacing { try decoding.result() }
         let tokenizer = try userFacing { try textPreparation.result().tokenizer }
+        Diagnostics.stage("videos and tokenizer ready")
         let classifier = ZeroShotClassifier(networks: networks, tokenizer: tokenizer, textCache: textCache)
         let report = try userFacing { try classifier.classify(prepared: prepared, labels: labels) }
+        for (stage, milliseconds) in report.timings.dropFirst() {
+            Diagnostics.stage(String(format: "%@ done (took %.1f ms)", stage, milliseconds))
+        }
         for video in report.videos {
             for warning in video.warnings { Diagnostics.warn(warning) }
         }
