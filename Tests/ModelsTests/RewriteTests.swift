@@ -105,15 +105,38 @@ enum RewriteFixtures {
         }
     }
 
+    /// The image graph keeps token 0 of its last block: that block's MLP, LayerNorm, output
+    /// projection and queries narrow to it (Transpose, Cast, 2 LayerNorms... counted below); the
+    /// text (per-row EOT Gather) and fusion (mean over frames) graphs have no such Gather.
+    @Test(arguments: [("image_clip", 6), ("text_clip", 0), ("fusion", 0)])
+    func selectRows(graph: String, expected: Int) throws {
+        for batch in [1, 3] {
+            let model = try RewriteFixtures.model(graph)
+            let (rewritten, applied) = try RewritePipeline.rewrite(model, options: RewriteOptions())
+            let withoutSelection = try RewritePipeline.rewrite(model, options: RewriteOptions(disabled: ["select-rows"])).graph
+            #expect(applied.last?.name == "select-rows")
+            #expect(applied.last?.count == expected)
+            let feeds = try RewriteFixtures.feeds(graph, batch: batch)
+            let narrowed = try GraphProgram(model: model, graph: rewritten).run(feeds)
+            let full = try GraphProgram(model: model, graph: withoutSelection).run(feeds)
+            let plain = try GraphProgram(model: model).run(feeds)
+            #expect(try RewriteFixtures.relativeDifference(narrowed, full) < 1e-5)
+            #expect(try RewriteFixtures.relativeDifference(narrowed, plain) < 1e-5)
+            if expected > 0 {
+                #expect(rewritten.nodes.contains { $0.opType == "FusedAttention" && $0.attributes["query_position"] != nil })
+            }
+        }
+    }
+
     @Test func switchesByNameAndAllOff() throws {
         let model = try RewriteFixtures.model("image_clip")
         let options = RewriteOptions.fromEnvironment(["ACTION_CLIP_DISABLE_REWRITES": "layernorm, Attention"])
         let applied = try RewritePipeline.rewrite(model, options: options).applied.map(\.name)
-        #expect(applied == ["quickgelu", "matmul-bias"])
+        #expect(applied == ["quickgelu", "matmul-bias", "select-rows"])
         let none = try RewritePipeline.rewrite(model, options: .fromEnvironment(["ACTION_CLIP_FUSE": "0"]))
         #expect(none.applied.isEmpty)
         #expect(none.graph.nodes.count == model.graph.nodes.count)
-        #expect(RewritePipeline.standard.map(\.name) == ["attention", "layernorm", "quickgelu", "matmul-bias"])
+        #expect(RewritePipeline.standard.map(\.name) == ["attention", "layernorm", "quickgelu", "matmul-bias", "select-rows"])
     }
 
     @Test func fusedOpsAreRejectedOutsideTheirDomain() {

@@ -62,6 +62,47 @@ import CKernels
         #expect(try maxMixedError(fast.toArray(Float.self), expected) < 1e-4)
     }
 
+    /// One query position (the `select-rows` rewrite's form) against that position of the full
+    /// block and of the Double reference, with and without mask and residual, at every position
+    /// of a short sequence and at the ends of the image length.
+    @Test(arguments: [(50, 8, 64, 4, false), (7, 3, 24, 2, true), (8, 1, 64, 4, true), (1, 2, 16, 2, false)])
+    func selfAttentionAtOneQueryPosition(length: Int, batch: Int, embed: Int, heads: Int, masked: Bool) throws {
+        var generator = SplitMix64(seed: UInt64(length * 17 + embed))
+        let x = try randomTensor([length, batch, embed], &generator)
+        let inWeight = try randomTensor([embed, 3 * embed], &generator, -0.3, 0.3)
+        let inBias = try randomTensor([3 * embed], &generator)
+        let outWeight = try randomTensor([embed, embed], &generator, -0.3, 0.3)
+        let outBias = try randomTensor([embed], &generator)
+        var maskValues = [Float](repeating: 0, count: length * length)
+        for row in 0..<length { for column in (row + 1)..<max(row + 1, length) { maskValues[row * length + column] = -.infinity } }
+        let mask = masked ? try Tensor(maskValues, shape: [length, length]) : nil
+        let residual = try randomTensor([length, batch, embed], &generator)
+        let scale = 1 / Float(embed / heads).squareRoot()
+        let full = try selfAttention(x, inWeight: inWeight, inBias: inBias, outWeight: outWeight, outBias: outBias,
+                                     mask: mask, residual: residual, heads: heads, scale: scale).toArray(Float.self)
+        let reference = try ReferenceKernels.selfAttention(
+            x.toArray(Float.self), length: length, batch: batch, embed: embed,
+            inWeight: inWeight.toArray(Float.self), inBias: inBias.toArray(Float.self),
+            outWeight: outWeight.toArray(Float.self), outBias: outBias.toArray(Float.self),
+            mask: masked ? maskValues : nil, heads: heads, scale: scale)
+        let residualValues = try residual.toArray(Float.self)
+        let positions = length <= 8 ? Array(0..<length) : [0, 1, length - 1]
+        for position in positions {
+            let rows = (position * batch * embed)..<((position + 1) * batch * embed)
+            let residualRows = try Tensor(Array(residualValues[rows]), shape: [batch, embed])
+            let one = try selfAttention(x, inWeight: inWeight, inBias: inBias, outWeight: outWeight, outBias: outBias,
+                                        mask: mask, residual: residualRows, heads: heads, scale: scale, queryPosition: position)
+            #expect(one.shape == [batch, embed])
+            let values = try one.toArray(Float.self)
+            #expect(maxMixedError(values, Array(full[rows])) < 1e-5)
+            #expect(maxMixedError(values, zip(reference[rows], residualValues[rows]).map { $0 + $1 }) < 1e-4)
+        }
+        #expect(throws: KernelError.self) {
+            try selfAttention(x, inWeight: inWeight, inBias: inBias, outWeight: outWeight, outBias: outBias,
+                              mask: mask, residual: nil, heads: heads, scale: scale, queryPosition: length)
+        }
+    }
+
     @Test func selfAttentionRejectsBadShapes() throws {
         var generator = SplitMix64(seed: 3)
         let x = try randomTensor([5, 2, 8], &generator)

@@ -47,9 +47,10 @@ public struct RewriteOptions: Sendable, Equatable {
 /// Runs the standard rewrites in order.
 public enum RewritePipeline {
     /// The rules applied by default, in the order they run. Attention goes first (it consumes the
-    /// projection MatMul+Add pairs), QuickGELU before matmul-bias (which absorbs it).
+    /// projection MatMul+Add pairs), QuickGELU before matmul-bias (which absorbs it), select-rows
+    /// last (it narrows the fused nodes).
     public static let standard: [any GraphRewrite] = [
-        AttentionRewrite(), LayerNormRewrite(), QuickGELURewrite(), MatMulBiasRewrite(),
+        AttentionRewrite(), LayerNormRewrite(), QuickGELURewrite(), MatMulBiasRewrite(), SelectRowsRewrite(),
     ]
 
     /// The graph after every allowed rewrite, and how many places each one changed.

@@ -18,8 +18,15 @@ import CBLAS
 /// Head h of batch entry n is the slice of columns [h*hd, (h+1)*hd) of row (l, n), matching the
 /// graph's Reshape to [L, N*heads, hd], so Q, K and V are read in place through the sgemm leading
 /// dimension (3E*N) and the context is written straight into [L, N, E] (ldc = E*N): no transposes.
+///
+/// With `queryPosition` p the result is only sequence position p of that output, [N, E] (what a
+/// Gather of index p on axis 0 would take from it; the `select-rows` rewrite asks for this when
+/// nothing else of the block's output is read). Keys and values are still projected for every
+/// position, but the query, the attention rows and the output projection only for p: for ViT's
+/// last block, 1/50 of that work.
 public func selfAttention(_ x: Tensor, inWeight: Tensor, inBias: Tensor, outWeight: Tensor, outBias: Tensor,
-                          mask: Tensor?, residual: Tensor?, heads: Int, scale: Float) throws(KernelError) -> Tensor {
+                          mask: Tensor?, residual: Tensor?, heads: Int, scale: Float,
+                          queryPosition: Int? = nil) throws(KernelError) -> Tensor {
     try kernelRequire(x, [.float32], "attention input")
     guard x.rank == 3 else { throw KernelError("attention input must be [L, N, E], got \(x.shape)") }
     let length = x.shape[0], batch = x.shape[1], embed = x.shape[2]
@@ -45,6 +52,11 @@ public func selfAttention(_ x: Tensor, inWeight: Tensor, inBias: Tensor, outWeig
         throw KernelError("attention sizes L=\(length) N=\(batch) E=\(embed) exceed the 32-bit BLAS interface")
     }
 
+    if let queryPosition {
+        return try singleQueryAttention(x, position: queryPosition, inWeight: inWeight, inBias: inBias, outWeight: outWeight,
+                                        outBias: outBias, mask: mask, maskStride: maskStride, residual: residual,
+                                        heads: heads, scale: scale)
+    }
     let packed = try linear(x, weight: inWeight, bias: inBias)           // [L, N, 3E]
     let context = try kernelOutput(.float32, [length, batch, embed])
     guard length > 0, groups > 0, let qkv = packed.floats.baseAddress,
@@ -83,6 +95,66 @@ public func selfAttention(_ x: Tensor, inWeight: Tensor, inBias: Tensor, outWeig
         }
     }
 
+    return try linear(context, weight: outWeight, bias: outBias, residual: residual)
+}
+
+/// `selfAttention` for one query position: the [N, E] output at sequence position `position`.
+private func singleQueryAttention(_ x: Tensor, position: Int, inWeight: Tensor, inBias: Tensor, outWeight: Tensor,
+                                  outBias: Tensor, mask: Tensor?, maskStride: Int, residual: Tensor?,
+                                  heads: Int, scale: Float) throws(KernelError) -> Tensor {
+    let length = x.shape[0], batch = x.shape[1], embed = x.shape[2]
+    guard position >= 0, position < length else {
+        throw KernelError("attention query position \(position) is outside the sequence of \(length)")
+    }
+    let headSize = embed / heads
+    // q (with k and v, which are not used, for these N rows only) for the selected position.
+    let rows = try kernelOutput(.float32, [batch, embed])
+    if let source = x.floats.baseAddress, let destination = rows.mutableFloats.baseAddress {
+        destination.update(from: source + position * batch * embed, count: batch * embed)
+    }
+    let query = try linear(rows, weight: inWeight, bias: inBias)         // [N, 3E]
+    // k and v for every position: columns [E, 3E) of the packed weight, read in place (ldb 3E).
+    let keysValues = try kernelOutput(.float32, [length * batch, 2 * embed])
+    let context = try kernelOutput(.float32, [batch, embed])
+    guard let xBase = x.floats.baseAddress, let weightBase = inWeight.floats.baseAddress,
+          let biasBase = inBias.floats.baseAddress, let kv = keysValues.mutableFloats.baseAddress,
+          let q = query.floats.baseAddress, let contextBase = context.mutableFloats.baseAddress else {
+        return try linear(context, weight: outWeight, bias: outBias, residual: residual)
+    }
+    for row in 0..<(length * batch) {
+        (kv + row * 2 * embed).update(from: biasBase + embed, count: 2 * embed)
+    }
+    try BLAS.sgemm(transposeA: false, transposeB: false, m: length * batch, n: 2 * embed, k: embed, alpha: 1,
+                   a: xBase, lda: embed, b: weightBase + embed, ldb: 3 * embed, beta: 1, c: kv, ldc: 2 * embed)
+    let maskBase = mask?.floats.baseAddress
+    var scores = [Float](repeating: 0, count: length)
+    scores.withUnsafeMutableBufferPointer { buffer in
+        guard let scoreBase = buffer.baseAddress else { return }
+        for entry in 0..<batch {
+            for head in 0..<heads {
+                let queryRow = q + entry * 3 * embed + head * headSize
+                for key in 0..<length {
+                    let keyRow = kv + (key * batch + entry) * 2 * embed + head * headSize
+                    var total: Float = 0
+                    for index in 0..<headSize { total += queryRow[index] * keyRow[index] }
+                    // Same order as the full path: scale * (q . k), then the mask.
+                    scoreBase[key] = scale * total
+                }
+                if let maskBase {
+                    FusedVector.accumulate(maskBase + (entry * heads + head) * maskStride + position * length,
+                                           into: scoreBase, count: length)
+                }
+                VectorMath.softmaxRow(scoreBase, scoreBase, count: length)
+                let out = contextBase + entry * embed + head * headSize
+                for index in 0..<headSize { out[index] = 0 }
+                for key in 0..<length {
+                    let weight = scoreBase[key]
+                    let valueRow = kv + (key * batch + entry) * 2 * embed + embed + head * headSize
+                    for index in 0..<headSize { out[index] += weight * valueRow[index] }
+                }
+            }
+        }
+    }
     return try linear(context, weight: outWeight, bias: outBias, residual: residual)
 }
 
