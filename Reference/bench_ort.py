@@ -16,8 +16,9 @@ Prints one JSON object on stdout:
                      "output_shape": [160, 512]}, ...}}
 
 With --serve, the sessions are created first and one line is printed,
-{"onnxruntime": "1.32.0", "graphs": ["image", ...]}; then each line read from stdin names a graph,
-which is run once and answered with one line {"graph": "image", "ms": 123.4} ("quit" or end of
+{"onnxruntime": "1.32.0", "graphs": ["image", ...]}; then each line read from stdin names a graph
+and optionally a repeat count ("fusion 10"); the graph is run that many times back to back and
+answered with one line {"graph": "fusion", "ms": 5.4}, the mean time per run ("quit" or end of
 input stops). `action-clip bench --compare-ort` uses this to alternate its runs with ONNX
 Runtime's, so that both see the same machine: on a shared VM the speed of the second core drifts
 by 10-20 % over minutes, which separate back-to-back blocks of runs turned into ratio noise.
@@ -107,16 +108,19 @@ def serve(sessions, version: str) -> int:
     """Answer run requests from stdin, one graph run per line (see the module docstring)."""
     print(json.dumps({"onnxruntime": version, "graphs": sorted(sessions)}), flush=True)
     for line in sys.stdin:
-        graph = line.strip()
-        if graph == "quit":
+        words = line.split()
+        if not words or words[0] == "quit":
             break
+        graph = words[0]
+        repeats = int(words[1]) if len(words) > 1 and words[1].isdigit() and int(words[1]) > 0 else 1
         if graph not in sessions:
             print(json.dumps({"error": f"no session for graph {graph!r}"}), flush=True)
             continue
         session, feed = sessions[graph]
         start = time.perf_counter()
-        session.run(None, feed)
-        milliseconds = (time.perf_counter() - start) * 1000
+        for _ in range(repeats):
+            session.run(None, feed)
+        milliseconds = (time.perf_counter() - start) * 1000 / repeats
         # ORT's pool threads keep spinning after a run (measured here: about 60 ms of CPU time,
         # over 40-60 ms); let them go to sleep before the caller's own run starts, so that run
         # does not share the cores with them.

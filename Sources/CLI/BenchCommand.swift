@@ -32,7 +32,8 @@ struct BenchCommand: ParsableCommand {
         --compare-ort runs Reference/bench_ort.py with the project venv (.venv/bin/python, or \
         $ACTION_CLIP_PYTHON) on the same model files and the same inputs, in a child process that \
         runs one graph per request: each of our runs of a graph is followed by one of ONNX Runtime's, \
-        so both see the same machine, and ours/ORT is the ratio of the two medians. The text rows \
+        so both see the same machine, and ours/ORT is the ratio of the two medians. Each fusion sample \
+        is 10 runs back to back on both engines. The text rows \
         share one set of ONNX Runtime runs (the full 77-token graph, alternated with the true-length \
         row).
         """
@@ -76,6 +77,8 @@ struct BenchCommand: ParsableCommand {
         var ortTimes: [Double] = []
         var note: String?
         var ops: [ExecutionProfile.OpTotal] = []
+        /// Graph runs per timed sample (the op totals cover runs x this).
+        var runsPerSample = 1
 
         var median: Double { Statistics.median(times) }
         var minimum: Double { times.min() ?? 0 }
@@ -111,8 +114,11 @@ struct BenchCommand: ParsableCommand {
         var rows: [Row] = []
         /// Times `body`; with ONNX Runtime running and `ortKey` set, alternates each run with one of
         /// ONNX Runtime's on that graph (`reuseORT` takes an earlier row's ONNX Runtime times instead).
-        func measure(_ name: String, gigaFLOPs: Double?, ortKey: String? = nil, reuseORT: Bool = false, note: String? = nil,
-                     _ body: () throws -> Void) throws {
+        /// `repeats` > 1 times that many back-to-back runs per sample (on both engines) and reports
+        /// the mean per run: for a graph of a few ms, one run from an idle machine measures mostly
+        /// how fast this VM wakes up.
+        func measure(_ name: String, gigaFLOPs: Double?, ortKey: String? = nil, reuseORT: Bool = false, repeats: Int = 1,
+                     note: String? = nil, _ body: () throws -> Void) throws {
             let alternate = reuseORT ? nil : ortKey.flatMap { key in ort.map { ($0, key) } }
             for _ in 0..<warmup {
                 try userFacing(body)
@@ -124,23 +130,24 @@ struct BenchCommand: ParsableCommand {
             let collected = try ExecutionProfile.collect { () throws -> Void in
                 for _ in 0..<runs {
                     let start = clock.now
-                    try userFacing(body)
-                    times.append((clock.now - start).seconds * 1000)
+                    for _ in 0..<repeats { try userFacing(body) }
+                    times.append((clock.now - start).seconds * 1000 / Double(repeats))
                     if let (server, key) = alternate {
                         // bench_ort.py pauses 0.15 s after its runs (its threads spin on); the
                         // same pause here makes both engines start from the same idle machine.
                         Thread.sleep(forTimeInterval: 0.15)
-                        ortTimes.append(try server.run(key))
+                        ortTimes.append(try server.run(key, repeats: repeats))
                     }
                 }
             }
             if reuseORT, let ortKey { ortTimes = rows.last(where: { $0.ortKey == ortKey && !$0.ortTimes.isEmpty })?.ortTimes ?? [] }
             rows.append(Row(name: name, times: times, gigaFLOPs: gigaFLOPs, peakRSSMegabytes: Self.peakRSSMegabytes(),
-                            ortKey: ortKey, ortTimes: ortTimes, note: note, ops: ops ? collected.totals : []))
+                            ortKey: ortKey, ortTimes: ortTimes, note: note, ops: ops ? collected.totals : [], runsPerSample: repeats))
         }
 
         try measure("image (8 frames)", gigaFLOPs: 70.5, ortKey: "image") { _ = try networks.encodeFrames(frames) }
-        try measure("fusion (1 video)", gigaFLOPs: 0.30, ortKey: "fusion") { _ = try networks.fuse(frameFeatures) }
+        try measure("fusion (1 video)", gigaFLOPs: 0.30, ortKey: "fusion", repeats: Self.fusionRepeats,
+                    note: "each sample: \(Self.fusionRepeats) runs back to back, mean per run") { _ = try networks.fuse(frameFeatures) }
         let computedTokens = buckets.reduce(0) { $0 + $1.rows.count * $1.length }
         let trueLengthFLOPs = buckets.isEmpty ? Self.textGigaFLOPs(rows: textRows, length: 77)
             : buckets.reduce(0) { $0 + Self.textGigaFLOPs(rows: $1.rows.count, length: $1.length) }
@@ -220,6 +227,11 @@ struct BenchCommand: ParsableCommand {
             print(textReport(rows: rows, kernelRows: kernelRows, threads: threads, ortVersion: ort?.version), terminator: "")
         }
     }
+
+    /// Fusion runs per timed sample (see `measure`): one run is ~5 ms, and after the 0.15 s pause
+    /// between engines a single run took 11-14 ms here (6-7 for ONNX Runtime), slower even on one
+    /// thread; ten back to back measure the graph rather than the wake-up.
+    static let fusionRepeats = 10
 
     /// Text encoder FLOPs for `rows` rows of `length` tokens, CLIP text (width 512, 12 layers, MLP
     /// 2048): per layer and token 2·512·(1536 + 512 + 2·2048) for the projections and MLP, plus
@@ -360,10 +372,11 @@ struct BenchCommand: ParsableCommand {
             for row in rows where !row.ops.isEmpty {
                 text += "\nops: \(row.name) (per run)\n"
                 let total = row.ops.reduce(0) { $0 + $1.seconds }
+                let graphRuns = runs * row.runsPerSample
                 for op in row.ops {
                     text += "  " + Padding.left(op.opType, 18)
-                        + String(format: " %9.2f ms %5.1f%% %7d calls\n", op.seconds * 1000 / Double(runs),
-                                 total > 0 ? op.seconds / total * 100 : 0, op.calls / runs)
+                        + String(format: " %9.2f ms %5.1f%% %7d calls\n", op.seconds * 1000 / Double(graphRuns),
+                                 total > 0 ? op.seconds / total * 100 : 0, op.calls / graphRuns)
                 }
             }
         }
@@ -390,8 +403,8 @@ struct BenchCommand: ParsableCommand {
             if let note = row.note { members.append(("note", .string(note))) }
             if !row.ops.isEmpty {
                 members.append(("ops", .array(row.ops.map { op in
-                    .object([("op", .string(op.opType)), ("ms_per_run", .number(op.seconds * 1000 / Double(runs))),
-                             ("calls_per_run", .int(op.calls / runs))])
+                    .object([("op", .string(op.opType)), ("ms_per_run", .number(op.seconds * 1000 / Double(runs * row.runsPerSample))),
+                             ("calls_per_run", .int(op.calls / (runs * row.runsPerSample)))])
                 })))
             }
             return .object(members)

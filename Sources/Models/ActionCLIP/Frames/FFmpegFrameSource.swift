@@ -18,6 +18,7 @@ public final class FFmpegFrameSource: FrameSource {
     /// Opens `path` and counts its decodable video frames. Throws `FrameError` with FFmpeg's error text.
     public init(path: String) throws {
         self.path = path
+        try FFmpegFrameSource.loadLibraries(for: path)
         FFmpegFrameSource.quietLogging()
         let decoder = try FFmpegDecoder(path: path)
         var count = 0
@@ -52,14 +53,23 @@ public final class FFmpegFrameSource: FrameSource {
         return frames
     }
 
-    private static let setLogLevel: Void = { av_log_set_level(AV_LOG_FATAL) }()
+    /// FFmpeg is loaded on first use (see CFFmpeg/include/cffmpeg.h); a machine without its
+    /// runtime libraries gets one line naming the missing library.
+    static func loadLibraries(for path: String) throws {
+        var reason = [CChar](repeating: 0, count: 512)
+        guard cff_load(&reason, reason.count) != 0 else { return }
+        let bytes = reason.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }
+        throw FrameError.decodeFailed(path: path, reason: String(decoding: bytes, as: UTF8.self))
+    }
+
+    private static let setLogLevel: Void = { cff_av_log_set_level(AV_LOG_FATAL) }()
 
     /// FFmpeg logs to stderr by default; errors are reported through `FrameError` instead.
     static func quietLogging() { _ = setLogLevel }
 
     static func errorText(_ code: Int32) -> String {
         var buffer = [CChar](repeating: 0, count: 256)
-        if av_strerror(code, &buffer, buffer.count) < 0 { return "FFmpeg error \(code)" }
+        if cff_av_strerror(code, &buffer, buffer.count) < 0 { return "FFmpeg error \(code)" }
         let bytes = buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }
         return String(decoding: bytes, as: UTF8.self)
     }
@@ -77,17 +87,17 @@ final class FFmpegDecoder {
     init(path: String) throws {
         self.path = path
         var format: UnsafeMutablePointer<AVFormatContext>?
-        let openResult = avformat_open_input(&format, path, nil, nil)
+        let openResult = cff_avformat_open_input(&format, path, nil, nil)
         guard openResult >= 0, let format else {
             throw FrameError.notAVideo(path: path, reason: FFmpegFrameSource.errorText(openResult))
         }
         formatContext = format
-        let infoResult = avformat_find_stream_info(format, nil)
+        let infoResult = cff_avformat_find_stream_info(format, nil)
         guard infoResult >= 0 else {
             throw FrameError.notAVideo(path: path, reason: FFmpegFrameSource.errorText(infoResult))
         }
         var codec: UnsafePointer<AVCodec>?
-        let best = av_find_best_stream(format, AVMEDIA_TYPE_VIDEO, -1, -1, &codec, 0)
+        let best = cff_av_find_best_stream(format, AVMEDIA_TYPE_VIDEO, -1, -1, &codec, 0)
         guard best >= 0, let codec, let streams = format.pointee.streams, let stream = streams[Int(best)],
               let parameters = stream.pointee.codecpar else {
             if best == AVERROR_DECODER_NOT_FOUND_VALUE {
@@ -98,11 +108,11 @@ final class FFmpegDecoder {
         streamIndex = best
         try FrameLimits.check(width: Int(parameters.pointee.width) == 0 ? 1 : Int(parameters.pointee.width),
                               height: Int(parameters.pointee.height) == 0 ? 1 : Int(parameters.pointee.height), path: path)
-        guard let context = avcodec_alloc_context3(codec) else {
+        guard let context = cff_avcodec_alloc_context3(codec) else {
             throw FrameError.decodeFailed(path: path, reason: "cannot allocate a decoder context")
         }
         codecContext = context
-        let parameterResult = avcodec_parameters_to_context(context, parameters)
+        let parameterResult = cff_avcodec_parameters_to_context(context, parameters)
         guard parameterResult >= 0 else {
             throw FrameError.decodeFailed(path: path, reason: FFmpegFrameSource.errorText(parameterResult))
         }
@@ -111,11 +121,11 @@ final class FFmpegDecoder {
         // The stream header's size is checked above, but a stream may change size mid-way (new SPS): make
         // the decoder itself refuse frames beyond the limit before it allocates them.
         context.pointee.max_pixels = Int64(FrameLimits.maximumPixels)
-        let openCodecResult = avcodec_open2(context, codec, nil)
+        let openCodecResult = cff_avcodec_open2(context, codec, nil)
         guard openCodecResult >= 0 else {
             throw FrameError.decodeFailed(path: path, reason: FFmpegFrameSource.errorText(openCodecResult))
         }
-        guard let packet = av_packet_alloc(), let frame = av_frame_alloc() else {
+        guard let packet = cff_av_packet_alloc(), let frame = cff_av_frame_alloc() else {
             throw FrameError.decodeFailed(path: path, reason: "cannot allocate packet/frame")
         }
         self.packet = packet
@@ -123,10 +133,10 @@ final class FFmpegDecoder {
     }
 
     deinit {
-        av_frame_free(&frame)
-        av_packet_free(&packet)
-        avcodec_free_context(&codecContext)
-        avformat_close_input(&formatContext)
+        cff_av_frame_free(&frame)
+        cff_av_packet_free(&packet)
+        cff_avcodec_free_context(&codecContext)
+        cff_avformat_close_input(&formatContext)
     }
 
     /// Decodes every frame in order, calling `visit` for each; `visit` returns false to stop early.
@@ -137,27 +147,27 @@ final class FFmpegDecoder {
         var draining = false
         while true {
             if !draining {
-                let readResult = av_read_frame(formatContext, packet)
+                let readResult = cff_av_read_frame(formatContext, packet)
                 if readResult < 0 {
                     // End of file, or a read error (truncated file): flush what the decoder holds.
                     draining = true
-                    _ = avcodec_send_packet(codecContext, nil)
+                    _ = cff_avcodec_send_packet(codecContext, nil)
                 } else {
-                    defer { av_packet_unref(packet) }
+                    defer { cff_av_packet_unref(packet) }
                     if packet.pointee.stream_index != streamIndex { continue }
                     // A rejected packet (corrupt data) is skipped, as OpenCV and the ffmpeg tool do.
-                    _ = avcodec_send_packet(codecContext, packet)
+                    _ = cff_avcodec_send_packet(codecContext, packet)
                 }
             }
             while true {
-                let receiveResult = avcodec_receive_frame(codecContext, frame)
+                let receiveResult = cff_avcodec_receive_frame(codecContext, frame)
                 if receiveResult == again { break }
                 if receiveResult == endOfFile { return }
                 if receiveResult < 0 {
                     if draining { return }
                     break
                 }
-                defer { av_frame_unref(frame) }
+                defer { cff_av_frame_unref(frame) }
                 if try !visit(frame) { return }
             }
         }
@@ -180,7 +190,7 @@ struct BGRConverter {
     init(path: String) { self.path = path }
 
     mutating func release() {
-        sws_freeContext(context)
+        cff_sws_freeContext(context)
         context = nil
     }
 
@@ -188,7 +198,7 @@ struct BGRConverter {
         let width = Int(frame.pointee.width)
         let height = Int(frame.pointee.height)
         try FrameLimits.check(width: width, height: height, path: path)
-        context = sws_getCachedContext(context, Int32(width), Int32(height), AVPixelFormat(rawValue: frame.pointee.format),
+        context = cff_sws_getCachedContext(context, Int32(width), Int32(height), AVPixelFormat(rawValue: frame.pointee.format),
                                        Int32(width), Int32(height), AV_PIX_FMT_BGR24, SWS_BICUBIC, nil, nil, nil)
         guard let context else {
             throw FrameError.decodeFailed(path: path, reason: "swscale cannot convert pixel format \(frame.pointee.format) to BGR24")
@@ -205,7 +215,7 @@ struct BGRConverter {
                     withUnsafePointer(to: &frame.pointee.linesize) { strideTuple in
                         strideTuple.withMemoryRebound(to: Int32.self, capacity: 8) { strides in
                             var sources = (0..<8).map { UnsafePointer<UInt8>(planes[$0]) }
-                            return sws_scale(context, &sources, strides, 0, Int32(height), &destination, &destinationStride)
+                            return cff_sws_scale(context, &sources, strides, 0, Int32(height), &destination, &destinationStride)
                         }
                     }
                 }
