@@ -125,8 +125,9 @@ struct ClassifyCommand: ParsableCommand {
         let videos = try resolvedVideos()
         // Loading is one thread's work, and so are decoding and reading the vocabulary, so they
         // overlap: the videos are decoded on one extra thread; on another the vocabulary is read
-        // and, unless the text-feature cache holds these labels, the text network is loaded and its
-        // length-specialised programs compiled, all while the image and fusion networks load here.
+        // and the labels looked up in the text-feature cache; on a miss a fourth loads the text
+        // network and compiles its length-specialised programs. The image and fusion networks
+        // load here meanwhile.
         let sampling = frames.resolvedSampling()
         let channelOrder = frames.channelOrder
         let vocabulary = models.resolvedVocabulary
@@ -136,28 +137,36 @@ struct ClassifyCommand: ParsableCommand {
         }
         let paths = try models.resolvePaths()
         let textCache = noCache ? nil : models.textFeatureCache(textPath: paths.text)
-        let textPreparation = BackgroundWork { () throws -> (tokenizer: CLIPTokenizer, encoder: TextEncoder?) in
+        // The tokenizer is ready long before the text network: the image network starts as soon as
+        // it and the videos are, while the text network (if the cache misses) goes on loading on
+        // its own thread until the classifier first asks for it.
+        let tokenization = BackgroundWork { () throws -> (tokenizer: CLIPTokenizer, cached: Bool) in
             let tokenizer = try CLIPTokenizer(vocabularyPath: vocabulary)
             // An over-long label is reported later, with its name, by the classifier.
             let tokens = try? ZeroShotClassifier.promptTokens(labels: labels, tokenizer: tokenizer)
             Diagnostics.stage("prompts tokenized (third thread)")
-            if let textCache, let tokens, textCache.lookup(tokens) != nil {
-                Diagnostics.stage("text features found in the cache (third thread)")
-                return (tokenizer, nil)
-            }
+            guard let textCache, let tokens, textCache.lookup(tokens) != nil else { return (tokenizer, false) }
+            Diagnostics.stage("text features found in the cache (third thread)")
+            return (tokenizer, true)
+        }
+        let textLoading = BackgroundWork { () throws -> TextEncoder? in
+            let prepared = try tokenization.result()
+            guard !prepared.cached else { return nil }
             let encoder = try ActionCLIPNetworks.loadTextEncoder(path: paths.text)
-            Diagnostics.stage("text network loaded (third thread)")
-            if let tokens { for bucket in encoder.plan(tokens) { _ = try encoder.program(length: bucket.length) } }
-            Diagnostics.stage("text programs compiled (third thread)")
-            return (tokenizer, encoder)
+            Diagnostics.stage("text network loaded (fourth thread)")
+            if let tokens = try? ZeroShotClassifier.promptTokens(labels: labels, tokenizer: prepared.tokenizer) {
+                for bucket in encoder.plan(tokens) { _ = try encoder.program(length: bucket.length) }
+            }
+            Diagnostics.stage("text programs compiled (fourth thread)")
+            return encoder
         }
         let textPath = paths.text
         let networks = try models.loadNetworks(paths: paths, loadText: false, textSource: {
-            try textPreparation.result().encoder ?? ActionCLIPNetworks.loadTextEncoder(path: textPath)
+            try textLoading.result() ?? ActionCLIPNetworks.loadTextEncoder(path: textPath)
         })
         Diagnostics.stage("image and fusion networks loaded")
         let prepared = try userFacing { try decoding.result() }
-        let tokenizer = try userFacing { try textPreparation.result().tokenizer }
+        let tokenizer = try userFacing { try tokenization.result().tokenizer }
         Diagnostics.stage("videos and tokenizer ready")
         let classifier = ZeroShotClassifier(networks: networks, tokenizer: tokenizer, textCache: textCache)
         let report = try userFacing { try classifier.classify(prepared: prepared, labels: labels) }
