@@ -37,18 +37,26 @@ import CKernels
         #expect(throws: KernelError.self) { try linear(x, weight: weight, bias: try randomTensor([8], &generator)) }
     }
 
-    // Head sizes 12, 16, 20, 32 and 64; the text (7, 77), fusion (8) and image (50) lengths.
-    @Test(arguments: [(50, 2, 64, 4, false), (77, 1, 48, 3, true), (7, 3, 24, 2, true), (17, 2, 32, 1, false),
-                      (64, 1, 128, 2, true), (65, 2, 40, 2, true), (8, 1, 64, 4, false), (4, 5, 64, 1, true)])
-    func selfAttentionMatchesReference(length: Int, batch: Int, embed: Int, heads: Int, masked: Bool) throws {
-        var generator = SplitMix64(seed: UInt64(length * 31 + embed))
+    /// A random attention block: x [L, N, E], the packed and output projections, and a causal
+    /// mask's values [L, L].
+    static func attentionBlock(_ length: Int, _ batch: Int, _ embed: Int, _ generator: inout SplitMix64) throws
+        -> (x: Tensor, inWeight: Tensor, inBias: Tensor, outWeight: Tensor, outBias: Tensor, mask: [Float]) {
         let x = try randomTensor([length, batch, embed], &generator)
         let inWeight = try randomTensor([embed, 3 * embed], &generator, -0.3, 0.3)
         let inBias = try randomTensor([3 * embed], &generator)
         let outWeight = try randomTensor([embed, embed], &generator, -0.3, 0.3)
         let outBias = try randomTensor([embed], &generator)
-        var maskValues = [Float](repeating: 0, count: length * length)
-        for row in 0..<length { for column in (row + 1)..<max(row + 1, length) { maskValues[row * length + column] = -.infinity } }
+        var mask = [Float](repeating: 0, count: length * length)
+        for row in 0..<length { for column in (row + 1)..<max(row + 1, length) { mask[row * length + column] = -.infinity } }
+        return (x, inWeight, inBias, outWeight, outBias, mask)
+    }
+
+    // Head sizes 12, 16, 20, 32 and 64; the text (7, 77), fusion (8) and image (50) lengths.
+    @Test(arguments: [(50, 2, 64, 4, false), (77, 1, 48, 3, true), (7, 3, 24, 2, true), (17, 2, 32, 1, false),
+                      (64, 1, 128, 2, true), (65, 2, 40, 2, true), (8, 1, 64, 4, false), (4, 5, 64, 1, true)])
+    func selfAttentionMatchesReference(length: Int, batch: Int, embed: Int, heads: Int, masked: Bool) throws {
+        var generator = SplitMix64(seed: UInt64(length * 31 + embed))
+        let (x, inWeight, inBias, outWeight, outBias, maskValues) = try Self.attentionBlock(length, batch, embed, &generator)
         let mask = masked ? try Tensor(maskValues, shape: [1, length, length]) : nil
         let scale = 1 / Float(embed / heads).squareRoot()
         let fast = try selfAttention(x, inWeight: inWeight, inBias: inBias, outWeight: outWeight, outBias: outBias,
@@ -68,13 +76,7 @@ import CKernels
     @Test(arguments: [(50, 8, 64, 4, false), (7, 3, 24, 2, true), (8, 1, 64, 4, true), (1, 2, 16, 2, false)])
     func selfAttentionAtOneQueryPosition(length: Int, batch: Int, embed: Int, heads: Int, masked: Bool) throws {
         var generator = SplitMix64(seed: UInt64(length * 17 + embed))
-        let x = try randomTensor([length, batch, embed], &generator)
-        let inWeight = try randomTensor([embed, 3 * embed], &generator, -0.3, 0.3)
-        let inBias = try randomTensor([3 * embed], &generator)
-        let outWeight = try randomTensor([embed, embed], &generator, -0.3, 0.3)
-        let outBias = try randomTensor([embed], &generator)
-        var maskValues = [Float](repeating: 0, count: length * length)
-        for row in 0..<length { for column in (row + 1)..<max(row + 1, length) { maskValues[row * length + column] = -.infinity } }
+        let (x, inWeight, inBias, outWeight, outBias, maskValues) = try Self.attentionBlock(length, batch, embed, &generator)
         let mask = masked ? try Tensor(maskValues, shape: [length, length]) : nil
         let residual = try randomTensor([length, batch, embed], &generator)
         let scale = 1 / Float(embed / heads).squareRoot()
