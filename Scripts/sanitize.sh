@@ -5,8 +5,9 @@
 #
 # Each kind builds in its own scratch directory (.build-sanitize-<kind>, git-ignored by .build-*/).
 # Without a filter, thread runs only the suites whose code runs work in parallel (Threading.parallelFor
-# users: the kernels, math ops and the interpreter; the tokenizer's shared word cache; concurrent
-# downloads) because the whole suite is slow under TSan.
+# and its C worker pool: the kernels, fused kernels, skinny GEMM, math ops, rewrites and the
+# interpreter; the tokenizer's shared word cache; concurrent downloads) because the whole suite is
+# slow under TSan.
 # Exits non-zero when a test fails or the sanitizer reports an error.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -20,7 +21,7 @@ esac
 shift
 filter=("$@")
 if [[ ${#filter[@]} -eq 0 && "$kind" == thread ]]; then
-    filter=("GEMM|Conv|Elementwise|Reduce|Softmax|Threading|MathOps|Interpreter|LayerNorm|Unary|Tokenizer|BrokenInputDownload")
+    filter=("GEMM|Conv|Elementwise|Reduce|Softmax|Threading|MathOps|Interpreter|LayerNorm|Unary|FusedKernel|Skinny|Rewrite|Tokenizer|BrokenInputDownload")
 fi
 filterArguments=()
 [[ ${#filter[@]} -gt 0 ]] && filterArguments=(--filter "${filter[0]}")
