@@ -140,21 +140,21 @@ struct ClassifyCommand: ParsableCommand {
         // The tokenizer is ready long before the text network: the image network starts as soon as
         // it and the videos are, while the text network (if the cache misses) goes on loading on
         // its own thread until the classifier first asks for it.
-        let tokenization = BackgroundWork { () throws -> (tokenizer: CLIPTokenizer, cached: Bool) in
+        let tokenization = BackgroundWork { () throws -> (tokenizer: CLIPTokenizer, tokens: Tensor?, cached: Bool) in
             let tokenizer = try CLIPTokenizer(vocabularyPath: vocabulary)
             // An over-long label is reported later, with its name, by the classifier.
             let tokens = try? ZeroShotClassifier.promptTokens(labels: labels, tokenizer: tokenizer)
             Diagnostics.stage("prompts tokenized (third thread)")
-            guard let textCache, let tokens, textCache.lookup(tokens) != nil else { return (tokenizer, false) }
+            guard let textCache, let tokens, textCache.lookup(tokens) != nil else { return (tokenizer, tokens, false) }
             Diagnostics.stage("text features found in the cache (third thread)")
-            return (tokenizer, true)
+            return (tokenizer, tokens, true)
         }
         let textLoading = BackgroundWork { () throws -> TextEncoder? in
             let prepared = try tokenization.result()
             guard !prepared.cached else { return nil }
             let encoder = try ActionCLIPNetworks.loadTextEncoder(path: paths.text)
             Diagnostics.stage("text network loaded (fourth thread)")
-            if let tokens = try? ZeroShotClassifier.promptTokens(labels: labels, tokenizer: prepared.tokenizer) {
+            if let tokens = prepared.tokens {
                 for bucket in encoder.plan(tokens) { _ = try encoder.program(length: bucket.length) }
             }
             Diagnostics.stage("text programs compiled (fourth thread)")

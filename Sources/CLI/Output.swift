@@ -10,7 +10,7 @@ enum Diagnostics {
     /// Under ACTION_CLIP_TIMING, one line per stage of a command: milliseconds since the process
     /// first asked for the time (command start), so a whole job's timeline can be read off stderr.
     static func stage(_ name: String) {
-        guard timingEnabled else { return }
+        guard ExecutionProfile.timingRequested else { return }
         let elapsed = (ContinuousClock.now - processStart).seconds * 1000
         write(String(format: "stage (ACTION_CLIP_TIMING): %8.1f ms  %@\n", elapsed, name))
     }
@@ -19,7 +19,6 @@ enum Diagnostics {
     static func startTimeline() { _ = processStart }
 
     private static let processStart = ContinuousClock.now
-    private static let timingEnabled = ProcessInfo.processInfo.environment["ACTION_CLIP_TIMING"].map { $0 != "0" && !$0.isEmpty } ?? false
 }
 
 /// A download progress bar on stderr: redrawn in place on a terminal, a few plain lines otherwise.

@@ -20,11 +20,16 @@ public final class ExecutionProfile: @unchecked Sendable {
     }
 
     static let fromEnvironment: ExecutionProfile? = {
-        let environment = ProcessInfo.processInfo.environment
-        let timing = environment["ACTION_CLIP_TIMING"].map { $0 != "0" && !$0.isEmpty } ?? false
-        let trace = environment["ACTION_CLIP_TRACE"].map { $0 != "0" && !$0.isEmpty } ?? false
-        return timing || trace ? ExecutionProfile(timing: timing, trace: trace) : nil
+        let trace = switchedOn("ACTION_CLIP_TRACE")
+        return timingRequested || trace ? ExecutionProfile(timing: timingRequested, trace: trace) : nil
     }()
+
+    /// Whether `ACTION_CLIP_TIMING` is set (and not "0"); commands use it for their own timings too.
+    public static let timingRequested = switchedOn("ACTION_CLIP_TIMING")
+
+    private static func switchedOn(_ variable: String) -> Bool {
+        ProcessInfo.processInfo.environment[variable].map { $0 != "0" && !$0.isEmpty } ?? false
+    }
 
     private static let collectorLock = NSLock()
     nonisolated(unsafe) private static var collector: ExecutionProfile?
