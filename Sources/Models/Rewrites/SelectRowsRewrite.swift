@@ -26,11 +26,14 @@ public struct SelectRowsRewrite: GraphRewrite {
     /// A rule with no options.
     public init() {}
 
-    /// One request: the rows `index` of `value` along `axis`, whose rank is `rank`.
+    /// One request: position `index` of `value` along `axis`.
     private struct Selection: Hashable {
         let value: String
         let index: Int64
         let axis: Int
+
+        /// The value holding the selected rows in the rewritten graph.
+        var name: String { "\(value)::row\(index)@\(axis)" }
     }
 
     public func apply(to graph: inout ONNXGraph, model: ONNXModel) throws -> Int {
@@ -55,6 +58,7 @@ public struct SelectRowsRewrite: GraphRewrite {
         // Decide consumers-first: a node is narrowed when its output's every reader wants the same
         // selection of it.
         var narrowed: [Int: Selection] = [:]          // node index -> selection of its output
+        var narrowedInputs: [Int: [(slot: Int, selection: Selection)]] = [:]
         var pending = Set(wanted.keys)
         var materialized: [Selection] = []
         while let selection = pending.max(by: { (graphIndex.producer[$0.value] ?? -1) < (graphIndex.producer[$1.value] ?? -1) }) {
@@ -74,19 +78,17 @@ public struct SelectRowsRewrite: GraphRewrite {
                 let inputSelection = Selection(value: graph.nodes[producerIndex].inputs[slot], index: selection.index, axis: axis)
                 if wanted[inputSelection] == nil { pending.insert(inputSelection) }
                 wanted[inputSelection, default: []].append((producerIndex, slot))
+                narrowedInputs[producerIndex, default: []].append((slot, inputSelection))
             }
         }
         guard !narrowed.isEmpty else { return 0 }
 
         // Build: each selection gets a name; narrowed producers write it, the rest get a Gather.
-        var selectedName: [Selection: String] = [:]
-        for selection in Set(wanted.keys) { selectedName[selection] = "\(selection.value)::row\(selection.index)@\(selection.axis)" }
         var nodes = graph.nodes
         var inserted: [(after: Int, node: ONNXNode)] = []
         var constants: [ONNXNode] = []
         var indexNames: [Int64: String] = [:]
-        for selection in materialized where wanted[selection].map({ !$0.isEmpty }) ?? false {
-            guard let output = selectedName[selection] else { continue }
+        for selection in materialized {
             let indexName: String
             if let known = indexNames[selection.index] { indexName = known } else {
                 indexName = "select-rows::index\(selection.index)"
@@ -96,23 +98,17 @@ public struct SelectRowsRewrite: GraphRewrite {
             }
             inserted.append((graphIndex.producer[selection.value] ?? -1, ONNXNode(
                 name: "SelectRows(\(selection.value))", opType: "Gather", domain: "", inputs: [selection.value, indexName],
-                outputs: [output], attributes: ["axis": .int(Int64(selection.axis))])))
+                outputs: [selection.name], attributes: ["axis": .int(Int64(selection.axis))])))
         }
         for (nodeIndex, selection) in narrowed {
             var node = nodes[nodeIndex]
-            guard let output = selectedName[selection] else { continue }
-            for slot in node.inputs.indices {
-                let candidate = wanted.first { key, readers in readers.contains { $0.node == nodeIndex && $0.slot == slot } && key.value == node.inputs[slot] }
-                if let key = candidate?.key, let name = selectedName[key] { node.inputs[slot] = name }
-            }
-            node = narrowedNode(node, selection: selection, output: output)
-            nodes[nodeIndex] = node
+            for (slot, input) in narrowedInputs[nodeIndex] ?? [] { node.inputs[slot] = input.name }
+            nodes[nodeIndex] = narrowedNode(node, selection: selection)
         }
         for (rootIndex, selection) in roots {
-            guard let name = selectedName[selection] else { continue }
             let root = nodes[rootIndex]
-            nodes[rootIndex] = ONNXNode(name: root.name, opType: "Identity", domain: "", inputs: [name], outputs: root.outputs,
-                                        attributes: [:])
+            nodes[rootIndex] = ONNXNode(name: root.name, opType: "Identity", domain: "", inputs: [selection.name],
+                                        outputs: root.outputs, attributes: [:])
         }
         // Insert the Gathers right after their value's producer (graph inputs: at the start).
         var result = constants
@@ -160,8 +156,9 @@ public struct SelectRowsRewrite: GraphRewrite {
         }
     }
 
-    /// `node` rewritten to produce only the selected rows as `output`.
-    private func narrowedNode(_ node: ONNXNode, selection: Selection, output: String) -> ONNXNode {
+    /// `node` rewritten to produce only the selected rows, as `selection.name`.
+    private func narrowedNode(_ node: ONNXNode, selection: Selection) -> ONNXNode {
+        let output = selection.name
         var node = node
         node.outputs = [output]
         if node.opType == "Transpose", node.domain.isEmpty, let perm = try? node.ints("perm") {

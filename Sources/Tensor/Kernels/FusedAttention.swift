@@ -68,8 +68,9 @@ public func selfAttention(_ x: Tensor, inWeight: Tensor, inBias: Tensor, outWeig
 
     Threading.useSingleThreadedBLAS()
     // Each group is 2 * L * L * hd multiply-adds. Tiny groups (the fusion graph: L = 8, 8 heads,
-    // ~16K FLOP each) finish in less time than waking a Dispatch worker takes (~30 us on the
-    // 2-vCPU build host), so a thread gets at least ~64K multiply-adds' worth of groups.
+    // ~16K FLOP each) finish in less time than handing work to another thread takes (waking a
+    // Dispatch worker measured ~30 us on the 2-vCPU build host), so a thread gets at least ~64K
+    // multiply-adds' worth of groups.
     let groupWork = max(1, length * length * headSize)
     Threading.parallelFor(0..<groups, minimumChunk: max(1, (1 << 16) / groupWork)) { range in
         let scores = UnsafeMutablePointer<Float>.allocate(capacity: length * length)
