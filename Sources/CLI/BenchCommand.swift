@@ -152,7 +152,8 @@ struct BenchCommand: ParsableCommand {
         let trueLengthFLOPs = buckets.isEmpty ? Self.textGigaFLOPs(rows: textRows, length: 77)
             : buckets.reduce(0) { $0 + Self.textGigaFLOPs(rows: $1.rows.count, length: $1.length) }
         let trueNote = encoder.usesTrueLength
-            ? "\(buckets.count) runs, lengths \(buckets.map { "\($0.length)x\($0.rows.count)" }.joined(separator: " ")); \(computedTokens) tokens run, \(neededTokens) needed"
+            ? "\(buckets.count) runs, lengths \(buckets.map { "\($0.length)x\($0.rows.count)\($0.endsAtLastToken && encoder.usesEOTPosition ? "*" : "")" }.joined(separator: " ")); \(computedTokens) tokens run, \(neededTokens) needed"
+                + (buckets.contains { $0.endsAtLastToken } && encoder.usesEOTPosition ? " (* every row ends at the last token: the last block runs at that position only)" : "")
             : "fell back to 77 tokens: \(encoder.fallbackReason ?? "?")"
         var trueLengthFeatures: Tensor?
         var fullFeatures: Tensor?

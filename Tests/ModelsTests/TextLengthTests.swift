@@ -90,6 +90,103 @@ import Tensor
         #expect(none.fallbackReason != nil)
     }
 
+    // MARK: EOT at the last token (eot-position + select-rows)
+
+    /// The query positions of the program's narrowed attention nodes (select-rows sets them).
+    static func queryPositions(_ program: GraphProgram) -> [Int64] {
+        program.steps.compactMap { step in
+            guard step.node.opType == OpKind.fusedAttention.rawValue else { return nil }
+            return try? step.node.int("query_position")
+        }
+    }
+
+    @Test func runsEndingAtTheirLastTokenNarrowTheLastBlock() throws {
+        let encoder = try TextEncoder(model: try Self.tinyTextModel(), options: RewriteOptions())
+        #expect(encoder.usesEOTPosition)
+        // Two lengths far apart: two runs, each of rows that all need exactly its length.
+        let tokens = try Self.tokenRows([5, 30, 5, 30, 30, 5])
+        let buckets = encoder.plan(tokens)
+        #expect(buckets.map(\.length) == [7, 32])
+        #expect(buckets.allSatisfy { $0.endsAtLastToken })
+        for bucket in buckets {
+            // The last of the tiny graph's two blocks computes the EOT position only.
+            #expect(Self.queryPositions(try encoder.program(for: bucket)) == [Int64(bucket.length - 1)])
+            #expect(Self.queryPositions(try encoder.program(length: bucket.length)).isEmpty)
+        }
+        let fast = try encoder.encode(tokens)
+        let full = try encoder.encodeFullLength(tokens)
+        #expect(Self.maximumRelativeDifference(fast, full) < 1e-5)
+        // Every row at 77 tokens (EOT at 76): the full-length graph gets the rule too.
+        let longest = try Self.tokenRows([75, 75])
+        #expect(Self.queryPositions(try encoder.program(length: 77, eotAtLastToken: true)) == [76])
+        #expect(Self.maximumRelativeDifference(try encoder.encode(longest), try encoder.encodeFullLength(longest)) < 1e-5)
+    }
+
+    @Test func mixedRunsAndTheSwitchKeepTheEOTGather() throws {
+        let model = try Self.tinyTextModel()
+        let encoder = try TextEncoder(model: model, options: RewriteOptions())
+        // 8 and 9 tokens merge into one 9-token run, where the 8-token rows' EOT is not last.
+        let tokens = try Self.tokenRows([6, 7, 6])
+        let buckets = encoder.plan(tokens)
+        #expect(buckets.count == 1)
+        #expect(buckets.first?.endsAtLastToken == false)
+        let bucket = try #require(buckets.first)
+        #expect(Self.queryPositions(try encoder.program(for: bucket)).isEmpty)
+        #expect(Self.maximumRelativeDifference(try encoder.encode(tokens), try encoder.encodeFullLength(tokens)) < 1e-5)
+        let off = try TextEncoder(model: model, options: RewriteOptions(disabled: [EOTPositionRewrite.ruleName]))
+        #expect(!off.usesEOTPosition)
+        #expect(Self.queryPositions(try off.program(length: 9, eotAtLastToken: true)).isEmpty)
+    }
+
+    /// The tiny graph cut to `length`, with the standard fusions applied (the rule runs after them).
+    static func fusedGraph(length: Int, edit: (inout ONNXGraph) throws -> Void = { _ in }) throws -> (ONNXGraph, ONNXModel) {
+        var model = try tinyTextModel()
+        guard case .specializable(let specialization) = TextLengthSpecialization.analyze(model.graph) else {
+            throw TextLengthError("the tiny graph should be specializable")
+        }
+        model.graph = try specialization.graph(length: length)
+        try edit(&model.graph)
+        let rules = RewritePipeline.standard.filter { !($0 is SelectRowsRewrite) }
+        return (try RewritePipeline.rewrite(model, options: RewriteOptions(), rules: rules).graph, model)
+    }
+
+    @Test func eotRuleReplacesOnlyTheDocumentedPattern() throws {
+        let (graph, model) = try Self.fusedGraph(length: 9)
+        var rewritten = graph
+        #expect(try EOTPositionRewrite(position: 8).apply(to: &rewritten, model: model) == 1)
+        // The ArgMax, the Flatten and the two Reshapes are gone; one Gather on axis 1 remains.
+        for removed in ["ArgMax", "Flatten", "Reshape", "NonZero"] {
+            #expect(!rewritten.nodes.contains { $0.opType == removed && $0.domain.isEmpty }, "\(removed) should be gone")
+        }
+        #expect(rewritten.nodes.contains { $0.opType == "Gather" && (try? $0.int("axis")) == 1 })
+        #expect(try EOTPositionRewrite(position: -1).apply(to: &rewritten, model: model) == 0)
+
+        // Another index formula: arange * L replaced by arange + L. Left alone.
+        let (changedFormula, _) = try Self.fusedGraph(length: 9) { graph in
+            let add = try #require(graph.nodes.firstIndex { node in
+                node.opType == "Add" && graph.nodes.contains { $0.opType == "ArgMax" && node.inputs.contains($0.outputs[0]) }
+            })
+            let mul = try #require(graph.nodes.firstIndex { node in node.opType == "Mul" && graph.nodes[add].inputs.contains(node.outputs[0]) })
+            graph.nodes[mul].opType = "Add"
+        }
+        var formula = changedFormula
+        #expect(try EOTPositionRewrite(position: 8).apply(to: &formula, model: model) == 0)
+
+        // ArgMax taking the last index on ties, or a Flatten on another axis: left alone.
+        let (lastIndex, _) = try Self.fusedGraph(length: 9) { graph in
+            let argMax = try #require(graph.nodes.firstIndex { $0.opType == "ArgMax" })
+            graph.nodes[argMax].attributes["select_last_index"] = .int(1)
+        }
+        var tie = lastIndex
+        #expect(try EOTPositionRewrite(position: 8).apply(to: &tie, model: model) == 0)
+        let (otherAxis, _) = try Self.fusedGraph(length: 9) { graph in
+            let flatten = try #require(graph.nodes.firstIndex { $0.opType == "Flatten" })
+            graph.nodes[flatten].attributes["axis"] = .int(1)
+        }
+        var axis = otherAxis
+        #expect(try EOTPositionRewrite(position: 8).apply(to: &axis, model: model) == 0)
+    }
+
     // MARK: Fallbacks
 
     static func reason(_ graph: ONNXGraph) -> String? {
@@ -181,20 +278,30 @@ import Tensor
     @Test func planTradesPaddingAgainstRuns() {
         // One length: one run at that length.
         let single = TextEncoder.plan(neededLengths: [9, 9, 9], maximumBuckets: 6, runCostInTokens: 8)
-        #expect(single == [TextEncoder.Bucket(length: 9, rows: [0, 1, 2])])
+        #expect(single == [TextEncoder.Bucket(length: 9, rows: [0, 1, 2], endsAtLastToken: true)])
         // Two far-apart lengths with many rows: two runs.
         let lengths = Array(repeating: 8, count: 50) + Array(repeating: 40, count: 50)
         let two = TextEncoder.plan(neededLengths: lengths, maximumBuckets: 6, runCostInTokens: 8)
         #expect(two.map(\.length) == [8, 40])
         // A run cost larger than the padding saved merges them.
         let merged = TextEncoder.plan(neededLengths: [8, 9], maximumBuckets: 6, runCostInTokens: 8)
-        #expect(merged == [TextEncoder.Bucket(length: 9, rows: [0, 1])])
+        #expect(merged == [TextEncoder.Bucket(length: 9, rows: [0, 1], endsAtLastToken: false)])
+        #expect(two.allSatisfy { $0.endsAtLastToken })
         // The bucket limit holds even when every length differs.
         let many = TextEncoder.plan(neededLengths: Array(1...77).map { $0 }.flatMap { Array(repeating: $0, count: 20) },
                                     maximumBuckets: 3, runCostInTokens: 0)
         #expect(many.count == 3)
         #expect(many.last?.length == 77)
         #expect(TextEncoder.plan(neededLengths: [], maximumBuckets: 3, runCostInTokens: 8).isEmpty)
+        // Runs of one length are cheaper (eot-position): two 8-token rows beside ten 9-token rows
+        // merge at equal prices (116 against 122 tokens) but not with the 6 % saving.
+        let mixed = [8, 8] + Array(repeating: 9, count: 10)
+        #expect(TextEncoder.plan(neededLengths: mixed, maximumBuckets: 6, runCostInTokens: 8).count == 1)
+        let saving = TextEncoder.plan(neededLengths: mixed, maximumBuckets: 6, runCostInTokens: 8, lastTokenSavingPercent: 6)
+        #expect(saving.map(\.length) == [8, 9])
+        #expect(saving.allSatisfy { $0.endsAtLastToken })
+        // A huge run cost does not overflow.
+        #expect(TextEncoder.plan(neededLengths: mixed, maximumBuckets: 6, runCostInTokens: Int.max).count == 1)
     }
 
     @Test func neededLengthFollowsArgMaxFirstIndex() throws {

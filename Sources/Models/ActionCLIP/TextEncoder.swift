@@ -25,6 +25,15 @@ public final class TextEncoder: @unchecked Sendable {
         public let length: Int
         /// Row indices into the caller's token matrix, ascending.
         public let rows: [Int]
+        /// Every row needs exactly `length` tokens: each has its EOT at position length - 1, so
+        /// the run can use the program with `EOTPositionRewrite` (the last block at one position).
+        public let endsAtLastToken: Bool
+
+        public init(length: Int, rows: [Int], endsAtLastToken: Bool = false) {
+            self.length = length
+            self.rows = rows
+            self.endsAtLastToken = endsAtLastToken
+        }
     }
 
     public let model: ONNXModel
@@ -47,7 +56,13 @@ public final class TextEncoder: @unchecked Sendable {
     }
 
     private let lock = NSLock()
-    private var programs: [Int: GraphProgram] = [:]
+    /// Compiled programs by token length and whether `EOTPositionRewrite` was added.
+    private var programs: [ProgramKey: GraphProgram] = [:]
+
+    private struct ProgramKey: Hashable {
+        let length: Int
+        let eotAtLastToken: Bool
+    }
 
     /// Compiles the full graph and, when the checks pass, prepares the specialization.
     public init(model: ONNXModel, options: RewriteOptions = .fromEnvironment(),
@@ -79,24 +94,41 @@ public final class TextEncoder: @unchecked Sendable {
     /// Whether rows run at their true length.
     public var usesTrueLength: Bool { specialization != nil }
 
-    /// The compiled graph for `length` tokens (77: the full graph). Compiled once per length.
-    public func program(length: Int) throws -> GraphProgram {
+    /// Whether runs whose rows all end at their last token get the `eot-position` program.
+    public var usesEOTPosition: Bool {
+        specialization != nil && options.allows(name: EOTPositionRewrite.ruleName)
+    }
+
+    /// The compiled graph for `length` tokens (77: the full graph), compiled once per length.
+    /// With `eotAtLastToken` (and the `eot-position` switch on) the graph also has
+    /// `EOTPositionRewrite(position: length - 1)`: **only** for inputs whose every row has its
+    /// EOT (largest id) at position `length - 1`, as a `Bucket` with `endsAtLastToken` promises.
+    public func program(length: Int, eotAtLastToken: Bool = false) throws -> GraphProgram {
         let context = TextLengthSpecialization.contextLength
-        guard let specialization, length != context else { return fullProgram }
+        let eot = eotAtLastToken && usesEOTPosition
+        guard let specialization, length != context || eot else { return fullProgram }
+        let key = ProgramKey(length: length, eotAtLastToken: eot)
         lock.lock()
         defer { lock.unlock() }
-        if let cached = programs[length] { return cached }
+        if let cached = programs[key] { return cached }
         let clock = ContinuousClock()
         let start = clock.now
         var specialized = model
         specialized.graph = try specialization.graph(length: length)
-        let program = try GraphProgram(model: specialized, options: options)
-        programs[length] = program
+        let program = try GraphProgram(model: specialized, options: options,
+                                       rules: RewritePipeline.rules(eotPosition: eot ? length - 1 : nil))
+        programs[key] = program
         if let profile = ExecutionProfile.current, profile.timing, profile.printsRuns {
             let milliseconds = (clock.now - start).seconds * 1000
-            FileHandle.standardError.write(Data("text: compiled the \(length)-token program in \(String(format: "%.1f", milliseconds)) ms\n".utf8))
+            let variant = eot ? " (EOT at the last token)" : ""
+            FileHandle.standardError.write(Data("text: compiled the \(length)-token program\(variant) in \(String(format: "%.1f", milliseconds)) ms\n".utf8))
         }
         return program
+    }
+
+    /// The program for one bucket's runs.
+    public func program(for bucket: Bucket) throws -> GraphProgram {
+        try program(length: bucket.length, eotAtLastToken: bucket.endsAtLastToken)
     }
 
     /// Text features: [rows, 77] int64 → [rows, D]. True length when possible.
@@ -110,7 +142,7 @@ public final class TextEncoder: @unchecked Sendable {
         let buckets = plan(tokens)
         var pieces: [(rows: [Int], features: Tensor)] = []
         for bucket in buckets {
-            let program = try program(length: bucket.length)
+            let program = try program(for: bucket)
             let perRun = max(1, chunkRows * TextLengthSpecialization.contextLength / bucket.length)
             var start = 0
             while start < bucket.rows.count {
@@ -143,7 +175,8 @@ public final class TextEncoder: @unchecked Sendable {
         guard specialization != nil, tokens.rank == 2, tokens.dataType == .int64,
               tokens.shape[1] == TextLengthSpecialization.contextLength else { return [] }
         return Self.plan(neededLengths: Self.neededLengths(tokens), maximumBuckets: maximumBuckets,
-                         runCostInTokens: runCostInTokens)
+                         runCostInTokens: runCostInTokens,
+                         lastTokenSavingPercent: usesEOTPosition ? Self.lastTokenSavingPercent : 0)
     }
 
     /// Tokens each row needs: the first position of its largest id (the graph's ArgMax rule,
@@ -160,10 +193,17 @@ public final class TextEncoder: @unchecked Sendable {
         }
     }
 
+    /// How much cheaper a run is, in percent of its rows·length, when every row ends at the last
+    /// token (the `eot-position` program). Measured on the full-size stand-in, the 160 default
+    /// prompts: 5.0-5.3 % less text time with 946 of 1184 tokens in such runs, so about 6 %.
+    public static let lastTokenSavingPercent = 6
+
     /// Groups rows by needed length so that the total work, Σ rows·length plus `runCostInTokens`
     /// per run, is smallest with at most `maximumBuckets` runs. Each run's length is the largest
-    /// need in it. Exact dynamic programming over the distinct lengths (at most 77).
-    public static func plan(neededLengths: [Int], maximumBuckets: Int, runCostInTokens: Int) -> [Bucket] {
+    /// need in it; a run of one length costs `lastTokenSavingPercent` less (its rows all end at
+    /// the last token). Exact dynamic programming over the distinct lengths (at most 77).
+    public static func plan(neededLengths: [Int], maximumBuckets: Int, runCostInTokens: Int,
+                            lastTokenSavingPercent: Int = 0) -> [Bucket] {
         guard !neededLengths.isEmpty else { return [] }
         let distinct = Array(Set(neededLengths)).sorted()
         var countOf: [Int: Int] = [:]
@@ -176,13 +216,17 @@ public final class TextEncoder: @unchecked Sendable {
         for count in counts { prefix.append((prefix.last ?? 0) + count) }
         // best[k][i]: cheapest cover of the first i lengths with k runs; the last run ends at i-1.
         let infinity = Int.max / 4
+        // Bounded so that an absurd ACTION_CLIP_TEXT_RUN_COST cannot overflow the sums.
+        let runCost = min(max(0, runCostInTokens), 1 << 24) * 100
         var best = [[Int]](repeating: [Int](repeating: infinity, count: n + 1), count: limit + 1)
         var split = [[Int]](repeating: [Int](repeating: 0, count: n + 1), count: limit + 1)
         best[0][0] = 0
         for k in 1...limit {
             for i in k...n {
                 for j in (k - 1)..<i where best[k - 1][j] < infinity {
-                    let cost = best[k - 1][j] + (prefix[i] - prefix[j]) * distinct[i - 1] + runCostInTokens
+                    // In hundredths of a token, so the saving stays an integer.
+                    let saving = i - j == 1 ? min(100, max(0, lastTokenSavingPercent)) : 0
+                    let cost = best[k - 1][j] + (prefix[i] - prefix[j]) * distinct[i - 1] * (100 - saving) + runCost
                     if cost < best[k][i] { best[k][i] = cost; split[k][i] = j }
                 }
             }
@@ -201,7 +245,7 @@ public final class TextEncoder: @unchecked Sendable {
         return boundaries.reversed().map { range in
             let lengths = Set(distinct[range.from..<range.to])
             let rows = neededLengths.indices.filter { lengths.contains(neededLengths[$0]) }
-            return Bucket(length: distinct[range.to - 1], rows: rows)
+            return Bucket(length: distinct[range.to - 1], rows: rows, endsAtLastToken: lengths.count == 1)
         }
     }
 

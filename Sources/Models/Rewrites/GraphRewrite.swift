@@ -53,6 +53,17 @@ public enum RewritePipeline {
         AttentionRewrite(), LayerNormRewrite(), QuickGELURewrite(), MatMulBiasRewrite(), SelectRowsRewrite(),
     ]
 
+    /// The standard rules with `EOTPositionRewrite(position:)` before `select-rows`, for a text
+    /// graph whose every input row has its EOT token at `eotPosition` (see that rule); the standard
+    /// rules when `eotPosition` is nil.
+    public static func rules(eotPosition: Int?) -> [any GraphRewrite] {
+        guard let eotPosition else { return standard }
+        var rules = standard
+        let selectRows = rules.firstIndex { $0 is SelectRowsRewrite } ?? rules.endIndex
+        rules.insert(EOTPositionRewrite(position: eotPosition), at: selectRows)
+        return rules
+    }
+
     /// The graph after every allowed rewrite, and how many places each one changed.
     public static func rewrite(_ model: ONNXModel, options: RewriteOptions,
                                rules: [any GraphRewrite] = standard) throws -> (graph: ONNXGraph, applied: [(name: String, count: Int)]) {
@@ -66,10 +77,11 @@ public enum RewritePipeline {
 }
 
 extension GraphProgram {
-    /// Rewrites `model` as `options` allow, then compiles it, with shape caching when the
+    /// Rewrites `model` with `rules` as `options` allow, then compiles it, with shape caching when the
     /// `shapecache` switch is on (see `ShapeCache`).
-    public convenience init(model: ONNXModel, options: RewriteOptions) throws {
-        let rewritten = try RewritePipeline.rewrite(model, options: options).graph
+    public convenience init(model: ONNXModel, options: RewriteOptions,
+                            rules: [any GraphRewrite] = RewritePipeline.standard) throws {
+        let rewritten = try RewritePipeline.rewrite(model, options: options, rules: rules).graph
         try self.init(model: model, graph: rewritten, shapeCaching: options.allows(name: "shapecache"))
     }
 }
