@@ -116,6 +116,9 @@ import Tensor
         let fast = try encoder.encode(tokens)
         let full = try encoder.encodeFullLength(tokens)
         #expect(Self.maximumRelativeDifference(fast, full) < 1e-5)
+        // And against the graph exactly as exported (no rewrite at all).
+        let exported = try TextEncoder(model: try Self.tinyTextModel(), options: .none).encodeFullLength(tokens)
+        #expect(Self.maximumRelativeDifference(fast, exported) < 1e-5)
         // Every row at 77 tokens (EOT at 76): the full-length graph gets the rule too.
         let longest = try Self.tokenRows([75, 75])
         #expect(Self.queryPositions(try encoder.program(length: 77, eotAtLastToken: true)) == [76])
