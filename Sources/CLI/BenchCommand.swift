@@ -597,7 +597,51 @@ struct KernelBench {
         var referenceExp: [Float] = []
         let expReference = time(1) { referenceExp = ReferenceKernels.unary(.exp, Array(exponents.floats)) }
         results.append(simd("exp [1048576] (relative error)", expTime, expReference, fastExp, referenceExp, relative: true))
+
+        // The per-head part of attention (AttentionHeads): the direct kernel against sgemm, for the
+        // text heads at the default prompts' true length, ViT's 50 tokens and the full 77 tokens.
+        for (name, length, batch, embed, heads, causal) in [
+            ("text (true length)", 8, 160, 512, 8, true), ("text", 16, 160, 512, 8, true), ("text", 32, 160, 512, 8, true),
+            ("image", 50, 8, 768, 12, false), ("text (77)", 77, 160, 512, 8, true),
+        ] {
+            results.append(try attentionHeads(name: name, length: length, batch: batch, embed: embed, heads: heads,
+                                              causal: causal, random: &random))
+        }
         return results
+    }
+
+    /// `AttentionHeads.run` on the path `selfAttention` takes for `length` (when that is the direct
+    /// kernel; else the direct kernel anyway) against its sgemm path, on a random packed
+    /// projection [L, N, 3E] with a causal mask or none. The error is the largest difference
+    /// between the two contexts relative to max(1, |sgemm|).
+    func attentionHeads(name: String, length: Int, batch: Int, embed: Int, heads: Int, causal: Bool,
+                        random: inout SplitMix64) throws -> Result {
+        let qkv = random.floats(length * batch * 3 * embed, -1, 1)
+        var mask = [Float](repeating: 0, count: length * length)
+        if causal {
+            for row in 0..<length { for column in (row + 1)..<max(row + 1, length) { mask[row * length + column] = -.infinity } }
+        }
+        var direct = [Float](repeating: 0, count: length * batch * embed), plain = direct
+        let path = AttentionHeads.path(length: length) == .sgemm ? AttentionHeads.directPath : AttentionHeads.path(length: length)
+        let scale = 1 / Float(embed / heads).squareRoot()
+        func timed(_ path: AttentionHeads.Path, _ output: inout [Float]) -> Double {
+            qkv.withUnsafeBufferPointer { source in
+                mask.withUnsafeBufferPointer { maskBuffer in
+                    output.withUnsafeMutableBufferPointer { context in
+                        guard let base = source.baseAddress, let out = context.baseAddress else { return 0 }
+                        return time {
+                            AttentionHeads.run(path: path, qkv: base, length: length, batch: batch, embed: embed, heads: heads,
+                                               scale: scale, mask: causal ? maskBuffer.baseAddress : nil, maskStride: 0, context: out)
+                        }
+                    }
+                }
+            }
+        }
+        let directTime = timed(path, &direct)
+        let sgemmTime = timed(.sgemm, &plain)
+        let worst = zip(direct, plain).map { Double(abs($0 - $1)) / max(1, Double(abs($1))) }.max() ?? 0
+        return Result(name: "attention heads \(name) L=\(length) x\(batch * heads) (\(path.rawValue))", milliseconds: directTime,
+                      rate: nil, ofPeak: nil, referenceMilliseconds: sgemmTime, maximumError: worst, baseline: "sgemm")
     }
 
     /// The skinny-M kernel (the path `linear` would take) against sgemm for one shape, both
@@ -665,7 +709,7 @@ struct KernelBench {
     }
 
     static func report(_ results: [Result]) -> String {
-        var text = "kernels (median ms; GEMM: GFLOP/s and share of the measured sgemm peak; SIMD: speed-up over the Double reference; skinny: speed-up over sgemm, weights out of cache)\n"
+        var text = "kernels (median ms; GEMM: GFLOP/s and share of the measured sgemm peak; SIMD: speed-up over the Double reference; skinny: speed-up over sgemm, weights out of cache; attention heads: speed-up over the sgemm path)\n"
         for result in results {
             if let rate = result.rate, let share = result.ofPeak {
                 text += "  " + Padding.left(result.name, 40)

@@ -105,6 +105,63 @@ import CKernels
         }
     }
 
+    /// The per-head kernel on each path (direct AVX2 when the CPU has it, direct portable C,
+    /// sgemm) against a Double reference: query, key and value rows spaced out as in the packed
+    /// projection, head sizes that are and are not multiples of 8, key counts around the copy
+    /// threshold and one query row (the select-rows form).
+    @Test(arguments: [(8, 8, 64, true), (1, 50, 64, false), (17, 17, 70, true), (5, 3, 12, false), (20, 20, 64, true),
+                      (1, 1, 16, false), (3, 77, 64, true)])
+    func attentionHeadsAgreeWithReference(rows: Int, keys: Int, headSize: Int, masked: Bool) throws {
+        var generator = SplitMix64(seed: UInt64(rows * 131 + keys * 7 + headSize))
+        let stride = 3 * headSize + 5   // rows apart, as the heads of a packed [L, N, 3E] projection
+        let count = max(rows, keys) * stride
+        let values = (0..<count).map { _ in generator.float(-1, 1) }
+        var mask = [Float](repeating: 0, count: rows * keys)
+        if masked {
+            // Causal from the end: query i sees keys up to keys - rows + i (never none).
+            for row in 0..<rows { for key in 0..<keys where key > keys - rows + row { mask[row * keys + key] = -.infinity } }
+        }
+        let scale: Float = 0.125
+        // Double reference: q at offset 0, k at headSize, v at 2 * headSize of each row.
+        var expected = [Float](repeating: 0, count: rows * headSize)
+        for row in 0..<rows {
+            var scores = (0..<keys).map { key -> Double in
+                var total = 0.0
+                for index in 0..<headSize { total += Double(values[row * stride + index]) * Double(values[key * stride + headSize + index]) }
+                return Double(scale) * total + Double(mask[row * keys + key])
+            }
+            let maximum = scores.max() ?? 0
+            scores = scores.map { LibM.exp($0 - maximum) }
+            let sum = scores.reduce(0, +)
+            for index in 0..<headSize {
+                var total = 0.0
+                for key in 0..<keys { total += scores[key] / sum * Double(values[key * stride + 2 * headSize + index]) }
+                expected[row * headSize + index] = Float(total)
+            }
+        }
+        var paths: [AttentionHeads.Path] = [.portable, .sgemm]
+        if AttentionHeads.directPath == .avx2 { paths.append(.avx2) }
+        for path in paths {
+            var output = [Float](repeating: .nan, count: rows * headSize)
+            var scratch = [Float](repeating: .nan, count: AttentionHeads.scratchCount(rows: rows, keys: keys, headSize: headSize))
+            values.withUnsafeBufferPointer { source in
+                mask.withUnsafeBufferPointer { maskBuffer in
+                    output.withUnsafeMutableBufferPointer { out in
+                        scratch.withUnsafeMutableBufferPointer { work in
+                            guard let base = source.baseAddress, let destination = out.baseAddress,
+                                  let workBase = work.baseAddress else { return }
+                            AttentionHeads.group(path: path, rows: rows, keys: keys, headSize: headSize,
+                                                 query: base, queryStride: stride, key: base + headSize, value: base + 2 * headSize,
+                                                 keyStride: stride, scale: scale, mask: masked ? maskBuffer.baseAddress : nil,
+                                                 scratch: workBase, output: destination, outputStride: headSize)
+                        }
+                    }
+                }
+            }
+            #expect(maxMixedError(output, expected) < 1e-5, "path \(path)")
+        }
+    }
+
     @Test func selfAttentionRejectsBadShapes() throws {
         var generator = SplitMix64(seed: 3)
         let x = try randomTensor([5, 2, 8], &generator)

@@ -45,6 +45,25 @@ void ck_skinny_gemm_portable(ptrdiff_t m, ptrdiff_t k, const float *a, ptrdiff_t
 /// input and output may be the same buffer. Only when ck_cpu_has_avx2_fma() returns 1.
 void ck_quick_gelu_avx2(const float *input, float *output, ptrdiff_t count);
 
+// Attention heads of short sequences (AttentionHead.c; used by Sources/Tensor/Kernels/FusedAttention.swift).
+// Row i of Q is q + i * q_stride, likewise K, V and the weights; strides in floats.
+
+/// AVX2+FMA: scores[i * scores_stride + j] = scale * (Q[i] . K[j]) for i < rows, j < keys.
+/// Only call it when ck_cpu_has_avx2_fma() returns 1.
+void ck_attention_scores_avx2(ptrdiff_t rows, ptrdiff_t keys, ptrdiff_t head_size, const float *q, ptrdiff_t q_stride,
+                              const float *k, ptrdiff_t k_stride, float scale, float *scores, ptrdiff_t scores_stride);
+
+/// AVX2+FMA: out[i * out_stride + c] = sum over j < keys of weights[i * weights_stride + j] * V[j][c].
+/// Only call it when ck_cpu_has_avx2_fma() returns 1.
+void ck_attention_context_avx2(ptrdiff_t rows, ptrdiff_t keys, ptrdiff_t head_size, const float *weights,
+                               ptrdiff_t weights_stride, const float *v, ptrdiff_t v_stride, float *out, ptrdiff_t out_stride);
+
+/// Plain C versions of the two above, any CPU.
+void ck_attention_scores_portable(ptrdiff_t rows, ptrdiff_t keys, ptrdiff_t head_size, const float *q, ptrdiff_t q_stride,
+                                  const float *k, ptrdiff_t k_stride, float scale, float *scores, ptrdiff_t scores_stride);
+void ck_attention_context_portable(ptrdiff_t rows, ptrdiff_t keys, ptrdiff_t head_size, const float *weights,
+                                   ptrdiff_t weights_stride, const float *v, ptrdiff_t v_stride, float *out, ptrdiff_t out_stride);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,8 +1,115 @@
 import CBLAS
+import CKernels
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 // Threads (see Threading.swift): the two projections are `linear`, whose sgemm is split across
-// our threads. The per-(batch, head) part is many small products (50x64x50 for ViT-B/32), run
-// under `Threading.parallelFor` over batch x heads, each a single-threaded sgemm call.
+// our threads. The per-(batch, head) part is many small products (50x64x50 for ViT-B/32, about
+// 8x64x8 for true-length text), run under `Threading.parallelFor` over batch x heads, each group
+// on one thread, by `AttentionHeads` (a direct kernel for short sequences, else sgemm).
+
+/// The per-head part of attention: softmax(scale * Q K^T + mask) V for one (batch entry, head).
+///
+/// Two implementations: single-threaded sgemm calls, or the direct kernel of
+/// `Sources/CKernels/AttentionHead.c` (AVX2+FMA after a run-time check, else plain C), which has
+/// no per-call packing or argument checks. `ACTION_CLIP_ATTENTION_HEADS` selects, read once per
+/// process: unset or `auto`: direct up to `directMaximumLength` positions, sgemm above; `sgemm`
+/// or `direct`: always that one (for A/B measurements).
+public enum AttentionHeads {
+    public enum Path: String, Sendable, CaseIterable {
+        /// AttentionHead.c's AVX2+FMA functions (only after `ck_cpu_has_avx2_fma()`).
+        case avx2
+        /// AttentionHead.c's plain C functions.
+        case portable
+        /// Two single-threaded `cblas_sgemm` calls.
+        case sgemm
+    }
+
+    /// Longest sequence the direct kernel takes by default. `action-clip bench --kernels` (1280
+    /// text groups or ViT's 96, 2 threads, Zen 3), direct kernel's speed over sgemm's, two runs:
+    /// 8 positions 1.40 and 1.41, 16: 1.09 and 1.11, 32: 0.80 and 0.90, 50: 1.01 and 0.88,
+    /// 77: 0.85 and 0.86.
+    public static let directMaximumLength = 16
+
+    /// From this many keys on, the direct kernel copies the keys and values next to each other
+    /// first (below it the copy costs more than it saves: at 8 positions the kernel was 1.9x
+    /// sgemm's speed without the copy and 1.3x with it; at 50, 0.66x without and 0.96x with).
+    static let copyMinimumKeys = 16
+
+    /// The direct path for this CPU.
+    public static var directPath: Path { ck_cpu_has_avx2_fma() != 0 ? .avx2 : .portable }
+
+    /// `ACTION_CLIP_ATTENTION_HEADS`, read once.
+    static let forced: Path? = {
+        switch getenv("ACTION_CLIP_ATTENTION_HEADS").map({ String(cString: $0).lowercased() }) ?? "" {
+        case "sgemm", "blas": return .sgemm
+        case "direct": return directPath
+        default: return nil
+        }
+    }()
+
+    /// The path `selfAttention` takes for sequences of `length` positions.
+    public static func path(length: Int) -> Path {
+        if let forced { return forced }
+        return length <= directMaximumLength ? directPath : .sgemm
+    }
+
+    /// Floats of scratch `group` needs: the scores and, for the direct kernel, contiguous copies
+    /// of the keys and values.
+    public static func scratchCount(rows: Int, keys: Int, headSize: Int) -> Int {
+        rows * keys + 2 * keys * headSize
+    }
+
+    /// One group: `output[i] = softmax_j(scale * q_i . k_j + mask[i, j]) v_j` for `rows` queries
+    /// over `keys` keys. Row i of q is `query + i * queryStride` (likewise key, value, output);
+    /// `mask` is nil or `rows` x `keys` row-major; `scratch` holds `scratchCount(...)` floats.
+    /// `.avx2` on a CPU without it runs `.portable`.
+    public static func group(path: Path, rows: Int, keys: Int, headSize: Int,
+                             query: UnsafePointer<Float>, queryStride: Int,
+                             key: UnsafePointer<Float>, value: UnsafePointer<Float>, keyStride: Int,
+                             scale: Float, mask: UnsafePointer<Float>?, scratch: UnsafeMutablePointer<Float>,
+                             output: UnsafeMutablePointer<Float>, outputStride: Int) {
+        let direct: Path = path == .avx2 && ck_cpu_has_avx2_fma() == 0 ? .portable : path
+        let scores = scratch
+        // The direct kernel reads every key and value row once per query row. In the packed
+        // projection those rows are 3E*N floats apart (a page or more), so they are first copied
+        // next to each other, as sgemm packs its operands: fewer TLB entries, whole cache lines.
+        var keyRows = key, valueRows = value, rowStride = keyStride
+        if direct != .sgemm, rows > 1, keys >= copyMinimumKeys {
+            let keyCopy = scratch + rows * keys, valueCopy = keyCopy + keys * headSize
+            for index in 0..<keys {
+                (keyCopy + index * headSize).update(from: key + index * keyStride, count: headSize)
+                (valueCopy + index * headSize).update(from: value + index * keyStride, count: headSize)
+            }
+            (keyRows, valueRows, rowStride) = (UnsafePointer(keyCopy), UnsafePointer(valueCopy), headSize)
+        }
+        switch direct {
+        case .avx2:
+            ck_attention_scores_avx2(rows, keys, headSize, query, queryStride, keyRows, rowStride, scale, scores, keys)
+        case .portable:
+            ck_attention_scores_portable(rows, keys, headSize, query, queryStride, keyRows, rowStride, scale, scores, keys)
+        case .sgemm:
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(rows), Int32(keys), Int32(headSize),
+                        scale, query, Int32(queryStride), key, Int32(keyStride), 0, scores, Int32(keys))
+        }
+        if let mask {
+            for row in 0..<rows { FusedVector.accumulate(mask + row * keys, into: scores + row * keys, count: keys) }
+        }
+        for row in 0..<rows { VectorMath.softmaxRow(scores + row * keys, scores + row * keys, count: keys) }
+        switch direct {
+        case .avx2:
+            ck_attention_context_avx2(rows, keys, headSize, scores, keys, valueRows, rowStride, output, outputStride)
+        case .portable:
+            ck_attention_context_portable(rows, keys, headSize, scores, keys, valueRows, rowStride, output, outputStride)
+        case .sgemm:
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(rows), Int32(headSize), Int32(keys),
+                        1, scores, Int32(keys), value, Int32(keyStride), 0, output, Int32(outputStride))
+        }
+    }
+}
 
 /// Multi-head self-attention as exported by torch 1.8.1's `F.multi_head_attention_forward`,
 /// sequence-first: x [L, N, E] gives out_proj(softmax(scale * Q K^T + mask) V) (+ residual),
@@ -16,8 +123,8 @@ import CBLAS
 ///   sgemm alpha of Q K^T, which equals scaling q first up to rounding (exactly for 0.125).
 ///
 /// Head h of batch entry n is the slice of columns [h*hd, (h+1)*hd) of row (l, n), matching the
-/// graph's Reshape to [L, N*heads, hd], so Q, K and V are read in place through the sgemm leading
-/// dimension (3E*N) and the context is written straight into [L, N, E] (ldc = E*N): no transposes.
+/// graph's Reshape to [L, N*heads, hd], so Q, K and V are read in place with a row stride of 3E*N
+/// and the context is written straight into [L, N, E] (row stride E*N): no transposes.
 ///
 /// With `queryPosition` p the result is only sequence position p of that output, [N, E] (what a
 /// Gather of index p on axis 0 would take from it; the `select-rows` rewrite asks for this when
@@ -63,40 +170,42 @@ public func selfAttention(_ x: Tensor, inWeight: Tensor, inBias: Tensor, outWeig
           let contextBase = context.mutableFloats.baseAddress else {
         return try linear(context, weight: outWeight, bias: outBias, residual: residual)
     }
-    let maskBase = mask?.floats.baseAddress
-    let rowStride = 3 * embed * batch, contextStride = embed * batch
+    AttentionHeads.run(path: AttentionHeads.path(length: length), qkv: qkv, length: length, batch: batch, embed: embed,
+                       heads: heads, scale: scale, mask: mask?.floats.baseAddress, maskStride: maskStride, context: contextBase)
+    return try linear(context, weight: outWeight, bias: outBias, residual: residual)
+}
 
-    Threading.useSingleThreadedBLAS()
-    // Each group is 2 * L * L * hd multiply-adds. Tiny groups (the fusion graph: L = 8, 8 heads,
-    // ~16K FLOP each) finish in less time than handing work to another thread takes (waking a
-    // Dispatch worker measured ~30 us on the 2-vCPU build host), so a thread gets at least ~64K
-    // multiply-adds' worth of groups.
-    let groupWork = max(1, length * length * headSize)
-    Threading.parallelFor(0..<groups, minimumChunk: max(1, (1 << 16) / groupWork)) { range in
-        let scores = UnsafeMutablePointer<Float>.allocate(capacity: length * length)
-        defer { scores.deallocate() }
-        for group in range {
-            let entry = group / heads, head = group % heads
-            let query = qkv + entry * 3 * embed + head * headSize
-            let key = query + embed, value = query + 2 * embed
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(length), Int32(length), Int32(headSize),
-                        scale, query, Int32(rowStride), key, Int32(rowStride), 0, scores, Int32(length))
-            if let maskBase {
-                let maskRows = maskBase + group * maskStride
-                for row in 0..<length {
-                    FusedVector.accumulate(maskRows + row * length, into: scores + row * length, count: length)
-                }
+extension AttentionHeads {
+    /// Every (batch entry, head) group of a packed projection `qkv` [L, N, 3E] (columns q | k | v,
+    /// head h at columns [h*hd, (h+1)*hd) of each) into `context` [L, N, E], on the engine's
+    /// threads. `mask` is nil or [L, L] per group, `maskStride` floats apart (0: shared).
+    public static func run(path: Path, qkv: UnsafePointer<Float>, length: Int, batch: Int, embed: Int, heads: Int,
+                           scale: Float, mask maskBase: UnsafePointer<Float>?, maskStride: Int,
+                           context contextBase: UnsafeMutablePointer<Float>) {
+        let headSize = embed / max(heads, 1), groups = batch * heads
+        let rowStride = 3 * embed * batch, contextStride = embed * batch
+        guard length > 0, groups > 0 else { return }
+        Threading.useSingleThreadedBLAS()
+        // Each group is 2 * L * L * hd multiply-adds. Tiny groups (the fusion graph: L = 8, 8 heads,
+        // ~16K FLOP each) finish in less time than handing work to another thread takes (waking a
+        // Dispatch worker measured ~30 us on the 2-vCPU build host), so a thread gets at least ~64K
+        // multiply-adds' worth of groups.
+        let groupWork = max(1, length * length * headSize)
+        Threading.parallelFor(0..<groups, minimumChunk: max(1, (1 << 16) / groupWork)) { range in
+            let scratch = UnsafeMutablePointer<Float>.allocate(
+                capacity: AttentionHeads.scratchCount(rows: length, keys: length, headSize: headSize))
+            defer { scratch.deallocate() }
+            for group in range {
+                let entry = group / heads, head = group % heads
+                let query = qkv + entry * 3 * embed + head * headSize
+                AttentionHeads.group(path: path, rows: length, keys: length, headSize: headSize,
+                                     query: query, queryStride: rowStride, key: query + embed, value: query + 2 * embed,
+                                     keyStride: rowStride, scale: scale, mask: maskBase.map { $0 + group * maskStride },
+                                     scratch: scratch, output: contextBase + entry * embed + head * headSize,
+                                     outputStride: contextStride)
             }
-            for row in 0..<length {
-                VectorMath.softmaxRow(scores + row * length, scores + row * length, count: length)
-            }
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(length), Int32(headSize), Int32(length),
-                        1, scores, Int32(length), value, Int32(rowStride), 0,
-                        contextBase + entry * embed + head * headSize, Int32(contextStride))
         }
     }
-
-    return try linear(context, weight: outWeight, bias: outBias, residual: residual)
 }
 
 /// `selfAttention` for one query position: the [N, E] output at sequence position `position`.
@@ -128,31 +237,22 @@ private func singleQueryAttention(_ x: Tensor, position: Int, inWeight: Tensor, 
     try BLAS.sgemm(transposeA: false, transposeB: false, m: length * batch, n: 2 * embed, k: embed, alpha: 1,
                    a: xBase, lda: embed, b: weightBase + embed, ldb: 3 * embed, beta: 1, c: kv, ldc: 2 * embed)
     let maskBase = mask?.floats.baseAddress
-    var scores = [Float](repeating: 0, count: length)
+    // One query row per group: nothing for sgemm to reuse, so the direct kernel at any length
+    // (unless ACTION_CLIP_ATTENTION_HEADS forces a path).
+    let path = AttentionHeads.forced ?? AttentionHeads.directPath
+    var scores = [Float](repeating: 0, count: AttentionHeads.scratchCount(rows: 1, keys: length, headSize: headSize))
     scores.withUnsafeMutableBufferPointer { buffer in
         guard let scoreBase = buffer.baseAddress else { return }
         for entry in 0..<batch {
             for head in 0..<heads {
-                let queryRow = q + entry * 3 * embed + head * headSize
-                for key in 0..<length {
-                    let keyRow = kv + (key * batch + entry) * 2 * embed + head * headSize
-                    var total: Float = 0
-                    for index in 0..<headSize { total += queryRow[index] * keyRow[index] }
-                    // Same order as the full path: scale * (q . k), then the mask.
-                    scoreBase[key] = scale * total
-                }
-                if let maskBase {
-                    FusedVector.accumulate(maskBase + (entry * heads + head) * maskStride + position * length,
-                                           into: scoreBase, count: length)
-                }
-                VectorMath.softmaxRow(scoreBase, scoreBase, count: length)
-                let out = contextBase + entry * embed + head * headSize
-                for index in 0..<headSize { out[index] = 0 }
-                for key in 0..<length {
-                    let weight = scoreBase[key]
-                    let valueRow = kv + (key * batch + entry) * 2 * embed + embed + head * headSize
-                    for index in 0..<headSize { out[index] += weight * valueRow[index] }
-                }
+                // One query row against every key: keys and values of this entry are batch rows apart.
+                let keyRow = kv + entry * 2 * embed + head * headSize
+                AttentionHeads.group(path: path, rows: 1, keys: length, headSize: headSize,
+                                     query: q + entry * 3 * embed + head * headSize, queryStride: 3 * embed,
+                                     key: keyRow, value: keyRow + embed, keyStride: batch * 2 * embed, scale: scale,
+                                     mask: maskBase.map { $0 + (entry * heads + head) * maskStride + position * length },
+                                     scratch: scoreBase, output: contextBase + entry * embed + head * headSize,
+                                     outputStride: embed)
             }
         }
     }
