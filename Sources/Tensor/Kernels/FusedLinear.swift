@@ -13,12 +13,13 @@ public enum LinearActivation: String, Sendable {
 /// `residual` any shape that broadcasts with [..., N] (or nil). The result is [..., N], or the
 /// broadcast shape when the residual is larger.
 ///
-/// Why this is faster than MatMul then Add then Add: with a residual of the output's shape the
-/// output buffer is initialised with residual + bias and sgemm accumulates into it (beta = 1);
-/// without one, sgemm writes the product and one pass adds the bias and applies the activation
-/// row by row while each row is in L1. Either way the [rows, N] result is swept once or twice
-/// instead of three or four times. The sum is taken in a different order (residual + bias +
-/// product instead of (product + bias) + residual), which changes float32 results by a few ulps.
+/// Why this is faster than MatMul then Add then Add: without an activation the output buffer is
+/// initialised with the bias (plus the residual when it has the output's shape) and sgemm
+/// accumulates into it (beta = 1); with the activation, sgemm writes the product and one pass adds
+/// the bias and applies the activation row by row while each row is in L1. Either way the
+/// [rows, N] result is swept once or twice instead of three or four times. The sum is taken in a
+/// different order (residual + bias + product instead of (product + bias) + residual), which
+/// changes float32 results by a few ulps.
 /// With a row count in `SkinnyGEMM.rowRange` the product goes to the skinny-M kernel instead of
 /// sgemm, which accumulates into the initialised output.
 public func linear(_ x: Tensor, weight: Tensor, bias: Tensor?, residual: Tensor? = nil,
@@ -52,11 +53,13 @@ public func linear(_ x: Tensor, weight: Tensor, bias: Tensor?, residual: Tensor?
     let biasBase = bias?.floats.baseAddress
     let residualBase = residualInPlace?.floats.baseAddress
     let skinnyPath = SkinnyGEMM.path(rows: rows, k: k, n: n)
-    // With a residual (or the skinny kernel, which only accumulates) C starts as residual + bias
-    // and the product is added to it. Otherwise the product is written first (beta = 0) and the
-    // bias and activation follow in one pass, row by row while the row is in L1: one sweep over
-    // the [rows, n] result instead of a bias-filling sweep before the GEMM and another after it.
-    let initialiseFirst = residualBase != nil || skinnyPath != nil
+    // Without an activation (or with the skinny kernel, which only accumulates) C starts as
+    // residual + bias, or the bias, and sgemm adds the product (beta = 1): with beta = 0 OpenBLAS
+    // would clear C in a pass of its own (`sgemm_beta`, 1.7 % of an image run in `perf`) and the
+    // bias would need another pass after it. With an activation the product is written first
+    // (beta = 0) and the bias and activation follow in one pass, row by row while the row is in
+    // L1, since the activation needs a pass after the GEMM anyway.
+    let initialiseFirst = residualBase != nil || skinnyPath != nil || activation == .none
     if initialiseFirst {
         Threading.parallelFor(0..<rows, minimumChunk: max(1, Threading.elementwiseChunk / max(n, 1))) { range in
             for row in range {
