@@ -19,6 +19,7 @@
 
 #include "ckernels_pool.h"
 
+#include <dlfcn.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <time.h>
@@ -51,6 +52,23 @@ static struct {
     ck_pool_body body;
     void *context;
 } ck_job;
+
+// The engine's thread policy (Sources/Tensor/Threading.swift): OpenBLAS runs every call on its
+// caller's thread, and the engine's threads are this pool's. But the pthreads build of OpenBLAS
+// starts its worker threads when the library loads, before main, and each spins on sched_yield
+// for about 0.1 s (its thread timeout) waiting for work that never comes: `perf` of a whole
+// `action-clip` job put 105 ms of CPU there, in the loading phase, on a 2-core machine. This
+// constructor runs after the library's (an executable's constructors run after those of the
+// libraries it links) and stops them: single-threaded mode first, then the library's own shutdown
+// of its thread server (what it calls at exit and before fork). Both are looked up at run time:
+// OpenMP and serial builds of OpenBLAS have no thread server, and then nothing is called.
+__attribute__((constructor)) static void ck_stop_openblas_workers(void) {
+    void (*set_threads)(int) = (void (*)(int))dlsym(RTLD_DEFAULT, "openblas_set_num_threads");
+    int (*shutdown)(void) = (int (*)(void))dlsym(RTLD_DEFAULT, "blas_thread_shutdown_");
+    if (set_threads == 0 || shutdown == 0) return;
+    set_threads(1);
+    shutdown();
+}
 
 static long long ck_now_ns(void) {
     struct timespec now;

@@ -48,7 +48,9 @@ public enum Threading {
     }
 
     /// Tells OpenBLAS to run every call on its caller's thread (done once, before the first GEMM).
-    /// Its worker threads, started when the library loaded, then go to sleep for good.
+    /// Its worker threads, started when the library loaded, are already stopped by a constructor
+    /// in `Sources/CKernels/WorkerPool.c` (they would spin for 0.1 s at start); this call covers
+    /// builds where that constructor does not run.
     public static func useSingleThreadedBLAS() {
         _ = singleThreadedBLAS
     }

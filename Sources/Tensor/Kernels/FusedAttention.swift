@@ -143,7 +143,7 @@ public func selfAttention(_ x: Tensor, inWeight: Tensor, inBias: Tensor, outWeig
     guard inWeight.shape == [embed, 3 * embed], outWeight.shape == [embed, embed] else {
         throw KernelError("attention weights \(inWeight.shape) and \(outWeight.shape) do not match embedding \(embed)")
     }
-    let headSize = embed / heads, groups = batch * heads
+    let groups = batch * heads
     var maskStride = 0
     if let mask {
         try kernelRequire(mask, [.float32], "attention mask")
