@@ -11,7 +11,9 @@
 //    about 0.1 s (2^28 TSC cycles). Anything run on two threads in that window, which in a graph
 //    is the next node, got half a core: two single-threaded sgemm halves measured 88 GFLOP/s right
 //    after an OpenBLAS 2-thread call and 170 without one; the fusion graph's skinny products took
-//    4.9 to 18.5 ms medians depending on how soon they followed the image graph.
+//    4.9 to 18.5 ms medians depending on how soon they followed the image graph. The pthreads
+//    build also starts its workers when the library loads, and they spin the same way for the
+//    first 0.1 s of every process; a constructor in WorkerPool.c shuts them down at start.
 //  * `Threading.parallelFor` serves the GEMM blocks and the non-GEMM kernels (elementwise,
 //    softmax, LayerNorm, attention heads) alike, only when the work is large enough (about 64K
 //    elements or 2M multiply-adds); below that one thread does it. The interpreter runs one node

@@ -39,8 +39,8 @@ public enum AttentionHeads {
     /// sgemm's speed without the copy and 1.3x with it; at 50, 0.66x without and 0.96x with).
     static let copyMinimumKeys = 16
 
-    /// The direct path for this CPU.
-    public static var directPath: Path { ck_cpu_has_avx2_fma() != 0 ? .avx2 : .portable }
+    /// The direct path for this CPU (`ACTION_CLIP_AVX2=0` forces the portable one, see `CPUFeatures`).
+    public static var directPath: Path { CPUFeatures.avx2 ? .avx2 : .portable }
 
     /// `ACTION_CLIP_ATTENTION_HEADS`, read once.
     static let forced: Path? = {
