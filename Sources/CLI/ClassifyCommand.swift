@@ -155,7 +155,7 @@ struct ClassifyCommand: ParsableCommand {
             let encoder = try ActionCLIPNetworks.loadTextEncoder(path: paths.text)
             Diagnostics.stage("text network loaded (fourth thread)")
             if let tokens = prepared.tokens {
-                for bucket in encoder.plan(tokens) { _ = try encoder.program(for: bucket) }
+                try encoder.prepare(tokens)
             }
             Diagnostics.stage("text programs compiled (fourth thread)")
             return encoder

@@ -51,8 +51,10 @@ import Tensor
         #expect(throws: TextLengthError.self) { try specialization.graph(length: 78) }
     }
 
-    @Test func trueLengthEqualsFullRunInOriginalOrder() throws {
-        let encoder = try TextEncoder(model: try Self.tinyTextModel(), options: RewriteOptions())
+    @Test(arguments: [false, true])
+    func trueLengthEqualsFullRunInOriginalOrder(prefixTrees: Bool) throws {
+        let options = prefixTrees ? RewriteOptions() : RewriteOptions(disabled: [TextEncoder.prefixTreeSwitch])
+        let encoder = try TextEncoder(model: try Self.tinyTextModel(), options: options)
         #expect(encoder.usesTrueLength)
         // Mixed lengths, out of order, including the longest possible row (EOT at 76).
         let tokens = try Self.tokenRows([9, 3, 40, 10, 75, 6, 9, 1, 20, 11])
@@ -101,7 +103,8 @@ import Tensor
     }
 
     @Test func runsEndingAtTheirLastTokenNarrowTheLastBlock() throws {
-        let encoder = try TextEncoder(model: try Self.tinyTextModel(), options: RewriteOptions())
+        // The length buckets (the path without prefix trees).
+        let encoder = try TextEncoder(model: try Self.tinyTextModel(), options: RewriteOptions(disabled: [TextEncoder.prefixTreeSwitch]))
         #expect(encoder.usesEOTPosition)
         // Two lengths far apart: two runs, each of rows that all need exactly its length.
         let tokens = try Self.tokenRows([5, 30, 5, 30, 30, 5])
@@ -127,7 +130,7 @@ import Tensor
 
     @Test func mixedRunsAndTheSwitchKeepTheEOTGather() throws {
         let model = try Self.tinyTextModel()
-        let encoder = try TextEncoder(model: model, options: RewriteOptions())
+        let encoder = try TextEncoder(model: model, options: RewriteOptions(disabled: [TextEncoder.prefixTreeSwitch]))
         // 8 and 9 tokens merge into one 9-token run, where the 8-token rows' EOT is not last.
         let tokens = try Self.tokenRows([6, 7, 6])
         let buckets = encoder.plan(tokens)
@@ -188,6 +191,91 @@ import Tensor
         }
         var axis = otherAxis
         #expect(try EOTPositionRewrite(position: 8).apply(to: &axis, model: model) == 0)
+    }
+
+    // MARK: Prefix trees
+
+    /// Rows like the real prompts: each template's words, then a label's words, then EOT.
+    static func templatedRows(templates: [[Int64]], labels: [[Int64]]) throws -> Tensor {
+        var ids: [Int64] = []
+        for template in templates {
+            for label in labels {
+                var row = [Int64](repeating: 0, count: 77)
+                let words = template + label
+                row[0] = 49406
+                for (position, word) in words.enumerated() { row[position + 1] = word }
+                row[words.count + 1] = 49407
+                ids += row
+            }
+        }
+        return try Tensor(ids, shape: [templates.count * labels.count, 77])
+    }
+
+    @Test func prefixTreeSharesPrefixesAndKeepsRowOrder() throws {
+        // Two templates x three labels, one label repeated: rows 0 and 2 are the same prompt.
+        let tokens = try Self.templatedRows(templates: [[10, 11, 12], [20]], labels: [[5], [6, 7], [5]])
+        let needed = TextEncoder.neededLengths(tokens)
+        let trees = PromptPrefixTree.build(tokens: tokens, needed: needed, maximumNodes: 512)
+        #expect(trees.count == 1)
+        let tree = try #require(trees.first)
+        // SOT, 10, 11, 12, then 5 EOT and 6 7 EOT; 20, then 5 EOT and 6 7 EOT: 1 + 3 + 2 + 3 + 1 + 2 + 3 nodes.
+        #expect(tree.count == 15)
+        #expect(tree.rows == Array(0..<6))
+        #expect(tree.ends[0] == tree.ends[2])
+        for node in 0..<tree.count {
+            #expect(tree.parents[node] < node)
+            #expect(tree.depths[node] == (tree.parents[node] < 0 ? 0 : tree.depths[tree.parents[node]] + 1))
+        }
+        for (index, row) in tree.rows.enumerated() { #expect(tree.depths[tree.ends[index]] == needed[row] - 1) }
+        let mask = tree.visibilityMask()
+        #expect(mask[0] == 0)
+        #expect(mask[1] == -.infinity)   // the root does not see its child
+        #expect(mask[tree.ends[0] * tree.count] == 0)   // every node sees the start token
+        // A small node budget cuts the rows into several trees, in order.
+        let cut = PromptPrefixTree.build(tokens: tokens, needed: needed, maximumNodes: 9)
+        #expect(cut.count > 1)
+        #expect(cut.flatMap(\.rows) == Array(0..<6))
+        #expect(cut.allSatisfy { $0.count <= 9 })
+    }
+
+    @Test func prefixTreeEncodingEqualsFullRuns() throws {
+        let model = try Self.tinyTextModel()
+        let encoder = try TextEncoder(model: model, options: RewriteOptions())
+        #expect(encoder.usesPrefixTree)
+        var random = SplitMix64(seed: 11)
+        func words(_ count: Int) -> [Int64] { (0..<count).map { _ in Int64(random.next() % 49000) + 1 } }
+        let templates = [words(4), words(3), [], words(6)]
+        let labels = [words(1), words(2), words(1), words(3), words(2), words(1), words(3), words(2), words(1), words(2)]
+        let tokens = try Self.templatedRows(templates: templates, labels: labels)
+        let trees = encoder.trees(tokens)
+        #expect(trees.count == 1)
+        #expect((trees.first?.count ?? 0) < TextEncoder.neededLengths(tokens).reduce(0, +))
+        let fast = try encoder.encode(tokens)
+        let full = try encoder.encodeFullLength(tokens)
+        #expect(Self.maximumRelativeDifference(fast, full) < 1e-5)
+        let exported = try TextEncoder(model: model, options: .none).encodeFullLength(tokens)
+        #expect(Self.maximumRelativeDifference(fast, exported) < 1e-5)
+        // Several trees (a small node budget) and the bucket path give the same features.
+        let cut = try TextEncoder(model: model, options: RewriteOptions(), maximumTreeNodes: 77)
+        #expect(cut.trees(tokens).count > 1)
+        #expect(Self.maximumRelativeDifference(try cut.encode(tokens), full) < 1e-5)
+        let buckets = try TextEncoder(model: model, options: RewriteOptions(disabled: [TextEncoder.prefixTreeSwitch]))
+        #expect(!buckets.usesPrefixTree)
+        #expect(buckets.trees(tokens).isEmpty)
+        #expect(Self.maximumRelativeDifference(try buckets.encode(tokens), full) < 1e-5)
+        // One row, and the longest row (77 tokens).
+        let single = try Self.tokenRows([75])
+        #expect(Self.maximumRelativeDifference(try encoder.encode(single), try encoder.encodeFullLength(single)) < 1e-5)
+    }
+
+    @Test func eotRuleTakesTreePositions() throws {
+        let (graph, model) = try Self.fusedGraph(length: 9)
+        var rewritten = graph
+        #expect(try EOTPositionRewrite(positions: [8, 3, 8]).apply(to: &rewritten, model: model) == 1)
+        #expect(rewritten.nodes.contains { $0.opType == "Gather" && (try? $0.int("axis")) == 0 && $0.name.hasPrefix("EOTPosition") })
+        var empty = graph
+        #expect(try EOTPositionRewrite(positions: []).apply(to: &empty, model: model) == 0)
+        #expect(try EOTPositionRewrite(positions: [-1]).apply(to: &empty, model: model) == 0)
     }
 
     // MARK: Fallbacks

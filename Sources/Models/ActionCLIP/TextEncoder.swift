@@ -11,8 +11,14 @@ import Tensor
 /// runs through the full 77-token graph. Both give the same features (≤ 1e-5 relative; only the
 /// GEMM blocking differs).
 ///
-/// Switches: `ACTION_CLIP_DISABLE_REWRITES=textlength` or `ACTION_CLIP_FUSE=0` (see
-/// `RewriteOptions`) force the full-length path.
+/// With the rewrites on, rows are first laid out as prefix trees (`PromptPrefixTree`): one run
+/// per tree computes every shared prefix once (482 of the default prompts' 1164 token positions).
+/// The length buckets are the path when that is switched off or the graph's EOT gather does not
+/// match `EOTPositionRewrite`.
+///
+/// Switches: `ACTION_CLIP_DISABLE_REWRITES=prefixtree` falls back to the length buckets,
+/// `ACTION_CLIP_DISABLE_REWRITES=textlength` or `ACTION_CLIP_FUSE=0` (see `RewriteOptions`) force
+/// the full-length path.
 public final class TextEncoder: @unchecked Sendable {
     /// A text-encoding error, with the rows or lengths concerned in its message.
     public struct Failure: Error, CustomStringConvertible {
@@ -56,6 +62,18 @@ public final class TextEncoder: @unchecked Sendable {
     }
 
     private let lock = NSLock()
+    /// Compiled prefix-tree programs (a handful: one label set per job, in practice).
+    private var treePrograms: [PromptPrefixTree: GraphProgram] = [:]
+    /// Why the prefix-tree path is not used, once it failed to match (nil while usable).
+    private var treeFailure: String?
+
+    /// Largest tree per run by default: its masks hold count² floats (1 MiB at 512) and its
+    /// attention costs count² per head, so a large label set is cut into several trees.
+    public static let defaultMaximumTreeNodes = 512
+    /// Largest tree per run (at least 77, the longest row).
+    public let maximumTreeNodes: Int
+    /// Switch name of the prefix-tree path (`ACTION_CLIP_DISABLE_REWRITES=prefixtree`).
+    public static let prefixTreeSwitch = "prefixtree"
     /// Compiled programs by token length and whether `EOTPositionRewrite` was added.
     private var programs: [ProgramKey: GraphProgram] = [:]
 
@@ -66,8 +84,10 @@ public final class TextEncoder: @unchecked Sendable {
 
     /// Compiles the full graph and, when the checks pass, prepares the specialization.
     public init(model: ONNXModel, options: RewriteOptions = .fromEnvironment(),
-                maximumBuckets: Int = 6, runCostInTokens: Int = TextEncoder.defaultRunCost) throws {
+                maximumBuckets: Int = 6, runCostInTokens: Int = TextEncoder.defaultRunCost,
+                maximumTreeNodes: Int = TextEncoder.defaultMaximumTreeNodes) throws {
         self.model = model
+        self.maximumTreeNodes = max(TextLengthSpecialization.contextLength, maximumTreeNodes)
         self.options = options
         self.maximumBuckets = max(1, maximumBuckets)
         self.runCostInTokens = max(0, runCostInTokens)
@@ -139,6 +159,7 @@ public final class TextEncoder: @unchecked Sendable {
         guard specialization != nil, tokens.shape[1] == TextLengthSpecialization.contextLength, rows > 0 else {
             return try encodeFullLength(tokens, chunkRows: chunkRows)
         }
+        if let features = try encodeAsTrees(tokens) { return features }
         let buckets = plan(tokens)
         var pieces: [(rows: [Int], features: Tensor)] = []
         for bucket in buckets {
@@ -153,6 +174,75 @@ public final class TextEncoder: @unchecked Sendable {
             }
         }
         return try Self.scatter(pieces, rowCount: rows)
+    }
+
+    /// Whether `encode` lays rows out as prefix trees (switch on and the graph's EOT gather matched).
+    public var usesPrefixTree: Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        return specialization != nil && treeFailure == nil && options.allows(name: Self.prefixTreeSwitch)
+            && options.allows(name: EOTPositionRewrite.ruleName)
+    }
+
+    /// The trees `encode` runs for `tokens` (empty when it uses the length buckets).
+    public func trees(_ tokens: Tensor) -> [PromptPrefixTree] {
+        guard usesPrefixTree, tokens.rank == 2, tokens.dataType == .int64,
+              tokens.shape[1] == TextLengthSpecialization.contextLength else { return [] }
+        return PromptPrefixTree.build(tokens: tokens, needed: Self.neededLengths(tokens), maximumNodes: maximumTreeNodes)
+    }
+
+    /// The compiled graph for one tree: `TextLengthSpecialization.graph(tree:)` with the features
+    /// taken at the tree's end nodes. Throws `Failure` if the EOT gather does not match the rule.
+    public func program(for tree: PromptPrefixTree) throws -> GraphProgram {
+        guard let specialization else { throw Failure(description: "true-length text encoding is off") }
+        lock.lock()
+        defer { lock.unlock() }
+        if let cached = treePrograms[tree] { return cached }
+        let clock = ContinuousClock()
+        let start = clock.now
+        var specialized = model
+        specialized.graph = try specialization.graph(tree: tree)
+        let (graph, applied) = try RewritePipeline.rewrite(specialized, options: options,
+                                                           rules: RewritePipeline.rules(eot: .positions(tree.ends)))
+        guard applied.contains(where: { $0.name == EOTPositionRewrite.ruleName && $0.count == 1 }) else {
+            let reason = "the text graph's EOT gather does not match the eot-position rule"
+            treeFailure = reason
+            throw Failure(description: reason)
+        }
+        let program = try GraphProgram(model: specialized, graph: graph, shapeCaching: options.allows(name: "shapecache"))
+        if treePrograms.count >= 4 { treePrograms.removeAll() }
+        treePrograms[tree] = program
+        if let profile = ExecutionProfile.current, profile.timing, profile.printsRuns {
+            let milliseconds = (clock.now - start).seconds * 1000
+            FileHandle.standardError.write(Data("text: compiled the \(tree.count)-node prefix-tree program (\(tree.rows.count) rows) in \(String(format: "%.1f", milliseconds)) ms\n".utf8))
+        }
+        return program
+    }
+
+    /// Compiles what `encode(tokens)` will run (for a thread that prepares ahead).
+    public func prepare(_ tokens: Tensor) throws {
+        if usesPrefixTree {
+            do {
+                for tree in trees(tokens) { _ = try program(for: tree) }
+                return
+            } catch is Failure {
+                // The rule did not match: the buckets below are what encode will use.
+            }
+        }
+        for bucket in plan(tokens) { _ = try program(for: bucket) }
+    }
+
+    /// The prefix-tree path, or nil when it is off or the rule does not match this graph.
+    private func encodeAsTrees(_ tokens: Tensor) throws -> Tensor? {
+        guard usesPrefixTree else { return nil }
+        var pieces: [(rows: [Int], features: Tensor)] = []
+        for tree in trees(tokens) {
+            let program: GraphProgram
+            do { program = try self.program(for: tree) } catch is Failure { return nil }
+            let input = try Tensor(tree.tokens, shape: [1, tree.count])
+            pieces.append((tree.rows, try Self.runSingle(program, input)))
+        }
+        return try Self.scatter(pieces, rowCount: tokens.shape[0])
     }
 
     /// Text features from the full 77-token graph, in chunks of at most `chunkRows` rows.

@@ -29,26 +29,54 @@ public struct EOTPositionRewrite: GraphRewrite {
     /// The switch name (`ACTION_CLIP_DISABLE_REWRITES=eot-position`).
     public static let ruleName = "eot-position"
     public let name = EOTPositionRewrite.ruleName
-    /// The EOT position every row of the input is known to have.
-    public let position: Int
 
+    /// Where the features are taken.
+    public enum Selection: Sendable, Equatable {
+        /// Every row's EOT is at this position: `Gather(y, position, axis 1)`, [N, E].
+        case position(Int)
+        /// The input is one row (N = 1) holding several prompts as a prefix tree (`PromptPrefixTree`):
+        /// the features at these positions of it, one output row each,
+        /// `Gather(Flatten(y, axis 2), positions)`, [positions.count, E].
+        case positions([Int])
+    }
+
+    public let selection: Selection
+
+    /// Every input row has its EOT at `position`.
     public init(position: Int) {
-        self.position = position
+        selection = .position(position)
+    }
+
+    /// The input is a single row whose features are wanted at `positions` (see `Selection`).
+    public init(positions: [Int]) {
+        selection = .positions(positions)
     }
 
     public func apply(to graph: inout ONNXGraph, model: ONNXModel) throws -> Int {
-        guard position >= 0 else { return 0 }
         let index = GraphIndex(graph)
         var ranks = StaticRanks(graph: graph, index: index)
         let matches = graph.nodes.indices.compactMap { match(gatherAt: $0, index, &ranks) }
         guard matches.count == 1, let match = matches.first else { return 0 }
-        let indexName = "eot-position::index\(position)"
-        let constant = ONNXNode(name: indexName, opType: "Constant", domain: "", inputs: [], outputs: [indexName],
-                                attributes: ["value": .tensor(try Tensor([Int64(position)], shape: []))])
         let tail = graph.nodes[match.lastReshape]
-        graph.nodes[match.lastReshape] = ONNXNode(
-            name: "EOTPosition(\(tail.name.isEmpty ? match.output : tail.name))", opType: "Gather", domain: "",
-            inputs: [match.features, indexName], outputs: [match.output], attributes: ["axis": .int(1)])
+        let name = "EOTPosition(\(tail.name.isEmpty ? match.output : tail.name))"
+        let constant: ONNXNode, replacement: ONNXNode
+        switch selection {
+        case .position(let position):
+            guard position >= 0 else { return 0 }
+            let indexName = "eot-position::index\(position)"
+            constant = ONNXNode(name: indexName, opType: "Constant", domain: "", inputs: [], outputs: [indexName],
+                                attributes: ["value": .tensor(try Tensor([Int64(position)], shape: []))])
+            replacement = ONNXNode(name: name, opType: "Gather", domain: "", inputs: [match.features, indexName],
+                                   outputs: [match.output], attributes: ["axis": .int(1)])
+        case .positions(let positions):
+            guard !positions.isEmpty, positions.allSatisfy({ $0 >= 0 }) else { return 0 }
+            let indexName = "eot-position::indices"
+            constant = ONNXNode(name: indexName, opType: "Constant", domain: "", inputs: [], outputs: [indexName],
+                                attributes: ["value": .tensor(try Tensor(positions.map(Int64.init), shape: [positions.count]))])
+            replacement = ONNXNode(name: name, opType: "Gather", domain: "", inputs: [match.flattened, indexName],
+                                   outputs: [match.output], attributes: ["axis": .int(0)])
+        }
+        graph.nodes[match.lastReshape] = replacement
         graph.nodes.insert(constant, at: 0)
         // The EOT Gather, the first Reshape and the whole index computation are now unread.
         GraphEditor.removeDeadNodes(&graph)
@@ -58,6 +86,8 @@ public struct EOTPositionRewrite: GraphRewrite {
     private struct Match {
         /// y, the [N, L, E] features the EOT Gather picks rows of.
         let features: String
+        /// Flatten(y, axis 2), [N * L, E].
+        let flattened: String
         /// The second Reshape, which the new Gather replaces, and its output.
         let lastReshape: Int
         let output: String
@@ -89,7 +119,7 @@ public struct EOTPositionRewrite: GraphRewrite {
               shapeOfPositions.inputs == [positions], shapeOfPositions.attributes.isEmpty,
               dimension(secondShape[1], index).map({ $0.source == features && $0.axis == 2 }) == true
         else { return nil }
-        return Match(features: features, lastReshape: secondIndex, output: second.outputs[0])
+        return Match(features: features, flattened: gather.inputs[0], lastReshape: secondIndex, output: second.outputs[0])
     }
 
     /// Whether `value` is `ArgMax(tokens) + arange(N) * L` with N, L the first two dims of `features`.

@@ -57,10 +57,19 @@ public enum RewritePipeline {
     /// graph whose every input row has its EOT token at `eotPosition` (see that rule); the standard
     /// rules when `eotPosition` is nil.
     public static func rules(eotPosition: Int?) -> [any GraphRewrite] {
-        guard let eotPosition else { return standard }
+        rules(eot: eotPosition.map { .position($0) })
+    }
+
+    /// The standard rules with `EOTPositionRewrite` for `selection` before `select-rows` (none
+    /// added when nil).
+    public static func rules(eot selection: EOTPositionRewrite.Selection?) -> [any GraphRewrite] {
+        guard let selection else { return standard }
         var rules = standard
         let selectRows = rules.firstIndex { $0 is SelectRowsRewrite } ?? rules.endIndex
-        rules.insert(EOTPositionRewrite(position: eotPosition), at: selectRows)
+        switch selection {
+        case .position(let position): rules.insert(EOTPositionRewrite(position: position), at: selectRows)
+        case .positions(let positions): rules.insert(EOTPositionRewrite(positions: positions), at: selectRows)
+        }
         return rules
     }
 

@@ -93,6 +93,45 @@ public struct TextLengthSpecialization: Sendable {
         return result
     }
 
+    /// The graph for one row holding `tree` (`PromptPrefixTree`): token input declared
+    /// `[1, tree.count]`, positional embedding rows taken at the nodes' depths, every mask replaced
+    /// by the tree's visibility mask. Its output is only meaningful at the tree's end nodes, which
+    /// the caller selects with `EOTPositionRewrite(positions:)` (the graph's own EOT gather would
+    /// look for one ArgMax in the whole row).
+    public func graph(tree: PromptPrefixTree) throws -> ONNXGraph {
+        let count = tree.count
+        guard count >= 1, tree.depths.count == count,
+              tree.depths.allSatisfy({ (0..<positionalEmbedding.tensor.shape[0]).contains($0) }) else {
+            throw TextLengthError("a prefix tree of \(count) nodes with depths outside 0..<\(Self.contextLength)")
+        }
+        var result = graph
+        for index in result.inputs.indices where result.inputs[index].name == inputName {
+            var info = result.inputs[index]
+            info.shape = [.fixed(1), .fixed(count)]
+            result.inputs[index] = info
+        }
+        let width = positionalEmbedding.tensor.shape[1]
+        let embedding = try Tensor.uninitialized(.float32, shape: [count, width])
+        let source = positionalEmbedding.tensor.floats
+        let destination = embedding.mutableFloats
+        for (node, depth) in tree.depths.enumerated() {
+            for column in 0..<width { destination[node * width + column] = source[depth * width + column] }
+        }
+        Self.replace(positionalEmbedding.source, with: embedding, in: &result)
+        // One tensor for every block's mask: they are all the same causal mask.
+        let visibility = tree.visibilityMask()
+        var shared: [[Int]: Tensor] = [:]
+        for mask in masks {
+            var shape = mask.tensor.shape
+            shape[shape.count - 1] = count
+            shape[shape.count - 2] = count
+            let tensor = try shared[shape] ?? Tensor(visibility, shape: shape)
+            shared[shape] = tensor
+            Self.replace(mask.source, with: tensor, in: &result)
+        }
+        return result
+    }
+
     static func replace(_ source: ConstantSource, with tensor: Tensor, in graph: inout ONNXGraph) {
         switch source {
         case .initializer(let name):
