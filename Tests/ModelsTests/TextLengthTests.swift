@@ -257,8 +257,12 @@ import Tensor
         #expect(Self.maximumRelativeDifference(fast, exported) < 1e-5)
         // Several trees (a small node budget) and the bucket path give the same features.
         let cut = try TextEncoder(model: model, options: RewriteOptions(), maximumTreeNodes: 77)
-        #expect(cut.trees(tokens).count > 1)
+        #expect((2...TextEncoder.maximumTrees).contains(cut.trees(tokens).count))
         #expect(Self.maximumRelativeDifference(try cut.encode(tokens), full) < 1e-5)
+        // More trees than maximumTrees: the length buckets instead.
+        let many = try Self.templatedRows(templates: (0..<12).map { _ in words(5) }, labels: labels)
+        #expect(cut.trees(many).isEmpty)
+        #expect(Self.maximumRelativeDifference(try cut.encode(many), try cut.encodeFullLength(many)) < 1e-5)
         let buckets = try TextEncoder(model: model, options: RewriteOptions(disabled: [TextEncoder.prefixTreeSwitch]))
         #expect(!buckets.usesPrefixTree)
         #expect(buckets.trees(tokens).isEmpty)

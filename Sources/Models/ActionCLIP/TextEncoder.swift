@@ -184,11 +184,17 @@ public final class TextEncoder: @unchecked Sendable {
             && options.allows(name: EOTPositionRewrite.ruleName)
     }
 
+    /// Most trees per call. Each tree is its own compiled program (its masks and positional rows
+    /// are constants; about 20 ms to compile the default prompts' 482-node tree), so a label set
+    /// needing more trees than this runs in length buckets, which need at most `maximumBuckets`.
+    public static let maximumTrees = 4
+
     /// The trees `encode` runs for `tokens` (empty when it uses the length buckets).
     public func trees(_ tokens: Tensor) -> [PromptPrefixTree] {
         guard usesPrefixTree, tokens.rank == 2, tokens.dataType == .int64,
               tokens.shape[1] == TextLengthSpecialization.contextLength else { return [] }
-        return PromptPrefixTree.build(tokens: tokens, needed: Self.neededLengths(tokens), maximumNodes: maximumTreeNodes)
+        let trees = PromptPrefixTree.build(tokens: tokens, needed: Self.neededLengths(tokens), maximumNodes: maximumTreeNodes)
+        return trees.count <= Self.maximumTrees ? trees : []
     }
 
     /// The compiled graph for one tree: `TextLengthSpecialization.graph(tree:)` with the features
@@ -221,9 +227,10 @@ public final class TextEncoder: @unchecked Sendable {
 
     /// Compiles what `encode(tokens)` will run (for a thread that prepares ahead).
     public func prepare(_ tokens: Tensor) throws {
-        if usesPrefixTree {
+        let trees = trees(tokens)
+        if !trees.isEmpty {
             do {
-                for tree in trees(tokens) { _ = try program(for: tree) }
+                for tree in trees { _ = try program(for: tree) }
                 return
             } catch is Failure {
                 // The rule did not match: the buckets below are what encode will use.
@@ -232,11 +239,13 @@ public final class TextEncoder: @unchecked Sendable {
         for bucket in plan(tokens) { _ = try program(for: bucket) }
     }
 
-    /// The prefix-tree path, or nil when it is off or the rule does not match this graph.
+    /// The prefix-tree path, or nil when it is off, the rows need too many trees or the rule does
+    /// not match this graph.
     private func encodeAsTrees(_ tokens: Tensor) throws -> Tensor? {
-        guard usesPrefixTree else { return nil }
+        let trees = trees(tokens)
+        guard !trees.isEmpty else { return nil }
         var pieces: [(rows: [Int], features: Tensor)] = []
-        for tree in trees(tokens) {
+        for tree in trees {
             let program: GraphProgram
             do { program = try self.program(for: tree) } catch is Failure { return nil }
             let input = try Tensor(tree.tokens, shape: [1, tree.count])
