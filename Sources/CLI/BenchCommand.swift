@@ -614,10 +614,9 @@ struct KernelBench {
         return results
     }
 
-    /// `AttentionHeads.run` on the path `selfAttention` takes for `length` (when that is the direct
-    /// kernel; else the direct kernel anyway) against its sgemm path, on a random packed
-    /// projection [L, N, 3E] with a causal mask or none. The error is the largest difference
-    /// between the two contexts relative to max(1, |sgemm|).
+    /// `AttentionHeads.run` on this CPU's direct kernel against the sgemm path, on a random
+    /// packed projection [L, N, 3E] with a causal mask or none. The error is the largest
+    /// difference between the two contexts relative to max(1, |sgemm|).
     func attentionHeads(name: String, length: Int, batch: Int, embed: Int, heads: Int, causal: Bool,
                         random: inout SplitMix64) throws -> Result {
         let qkv = random.floats(length * batch * 3 * embed, -1, 1)
@@ -626,7 +625,7 @@ struct KernelBench {
             for row in 0..<length { for column in (row + 1)..<max(row + 1, length) { mask[row * length + column] = -.infinity } }
         }
         var direct = [Float](repeating: 0, count: length * batch * embed), plain = direct
-        let path = AttentionHeads.path(length: length) == .sgemm ? AttentionHeads.directPath : AttentionHeads.path(length: length)
+        let path = AttentionHeads.directPath
         let scale = 1 / Float(embed / heads).squareRoot()
         func timed(_ path: AttentionHeads.Path, _ output: inout [Float]) -> Double {
             qkv.withUnsafeBufferPointer { source in

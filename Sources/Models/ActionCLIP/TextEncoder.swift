@@ -136,14 +136,17 @@ public final class TextEncoder: @unchecked Sendable {
         var specialized = model
         specialized.graph = try specialization.graph(length: length)
         let program = try GraphProgram(model: specialized, options: options,
-                                       rules: RewritePipeline.rules(eotPosition: eot ? length - 1 : nil))
+                                       rules: RewritePipeline.rules(eot: eot ? .position(length - 1) : nil))
         programs[key] = program
-        if let profile = ExecutionProfile.current, profile.timing, profile.printsRuns {
-            let milliseconds = (clock.now - start).seconds * 1000
-            let variant = eot ? " (EOT at the last token)" : ""
-            FileHandle.standardError.write(Data("text: compiled the \(length)-token program\(variant) in \(String(format: "%.1f", milliseconds)) ms\n".utf8))
-        }
+        Self.reportCompile("the \(length)-token program\(eot ? " (EOT at the last token)" : "")", since: start, clock)
         return program
+    }
+
+    /// With `ACTION_CLIP_TIMING`, one line on stderr per compiled text program.
+    private static func reportCompile(_ what: String, since start: ContinuousClock.Instant, _ clock: ContinuousClock) {
+        guard let profile = ExecutionProfile.current, profile.timing, profile.printsRuns else { return }
+        let milliseconds = (clock.now - start).seconds * 1000
+        FileHandle.standardError.write(Data("text: compiled \(what) in \(String(format: "%.1f", milliseconds)) ms\n".utf8))
     }
 
     /// The program for one bucket's runs.
@@ -216,12 +219,10 @@ public final class TextEncoder: @unchecked Sendable {
             throw Failure(description: reason)
         }
         let program = try GraphProgram(model: specialized, graph: graph, shapeCaching: options.allows(name: "shapecache"))
-        if treePrograms.count >= 4 { treePrograms.removeAll() }
+        // One call needs at most maximumTrees programs; older label sets' programs are dropped.
+        if treePrograms.count >= Self.maximumTrees { treePrograms.removeAll() }
         treePrograms[tree] = program
-        if let profile = ExecutionProfile.current, profile.timing, profile.printsRuns {
-            let milliseconds = (clock.now - start).seconds * 1000
-            FileHandle.standardError.write(Data("text: compiled the \(tree.count)-node prefix-tree program (\(tree.rows.count) rows) in \(String(format: "%.1f", milliseconds)) ms\n".utf8))
-        }
+        Self.reportCompile("the \(tree.count)-node prefix-tree program (\(tree.rows.count) rows)", since: start, clock)
         return program
     }
 

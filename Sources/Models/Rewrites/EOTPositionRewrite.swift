@@ -42,14 +42,18 @@ public struct EOTPositionRewrite: GraphRewrite {
 
     public let selection: Selection
 
+    public init(selection: Selection) {
+        self.selection = selection
+    }
+
     /// Every input row has its EOT at `position`.
     public init(position: Int) {
-        selection = .position(position)
+        self.init(selection: .position(position))
     }
 
     /// The input is a single row whose features are wanted at `positions` (see `Selection`).
     public init(positions: [Int]) {
-        selection = .positions(positions)
+        self.init(selection: .positions(positions))
     }
 
     public func apply(to graph: inout ONNXGraph, model: ONNXModel) throws -> Int {
@@ -57,27 +61,23 @@ public struct EOTPositionRewrite: GraphRewrite {
         var ranks = StaticRanks(graph: graph, index: index)
         let matches = graph.nodes.indices.compactMap { match(gatherAt: $0, index, &ranks) }
         guard matches.count == 1, let match = matches.first else { return 0 }
-        let tail = graph.nodes[match.lastReshape]
-        let name = "EOTPosition(\(tail.name.isEmpty ? match.output : tail.name))"
-        let constant: ONNXNode, replacement: ONNXNode
+        // What the new Gather reads, its constant index and its axis.
+        let data: String, indices: Tensor, axis: Int64
         switch selection {
         case .position(let position):
             guard position >= 0 else { return 0 }
-            let indexName = "eot-position::index\(position)"
-            constant = ONNXNode(name: indexName, opType: "Constant", domain: "", inputs: [], outputs: [indexName],
-                                attributes: ["value": .tensor(try Tensor([Int64(position)], shape: []))])
-            replacement = ONNXNode(name: name, opType: "Gather", domain: "", inputs: [match.features, indexName],
-                                   outputs: [match.output], attributes: ["axis": .int(1)])
+            (data, indices, axis) = (match.features, try Tensor([Int64(position)], shape: []), 1)
         case .positions(let positions):
             guard !positions.isEmpty, positions.allSatisfy({ $0 >= 0 }) else { return 0 }
-            let indexName = "eot-position::indices"
-            constant = ONNXNode(name: indexName, opType: "Constant", domain: "", inputs: [], outputs: [indexName],
-                                attributes: ["value": .tensor(try Tensor(positions.map(Int64.init), shape: [positions.count]))])
-            replacement = ONNXNode(name: name, opType: "Gather", domain: "", inputs: [match.flattened, indexName],
-                                   outputs: [match.output], attributes: ["axis": .int(0)])
+            (data, indices, axis) = (match.flattened, try Tensor(positions.map(Int64.init), shape: [positions.count]), 0)
         }
-        graph.nodes[match.lastReshape] = replacement
-        graph.nodes.insert(constant, at: 0)
+        let tail = graph.nodes[match.lastReshape]
+        let indexName = "eot-position::indices"
+        graph.nodes[match.lastReshape] = ONNXNode(
+            name: "EOTPosition(\(tail.name.isEmpty ? match.output : tail.name))", opType: "Gather", domain: "",
+            inputs: [data, indexName], outputs: [match.output], attributes: ["axis": .int(axis)])
+        graph.nodes.insert(ONNXNode(name: indexName, opType: "Constant", domain: "", inputs: [], outputs: [indexName],
+                                    attributes: ["value": .tensor(indices)]), at: 0)
         // The EOT Gather, the first Reshape and the whole index computation are now unread.
         GraphEditor.removeDeadNodes(&graph)
         return 1

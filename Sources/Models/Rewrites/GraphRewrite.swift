@@ -53,23 +53,14 @@ public enum RewritePipeline {
         AttentionRewrite(), LayerNormRewrite(), QuickGELURewrite(), MatMulBiasRewrite(), SelectRowsRewrite(),
     ]
 
-    /// The standard rules with `EOTPositionRewrite(position:)` before `select-rows`, for a text
-    /// graph whose every input row has its EOT token at `eotPosition` (see that rule); the standard
-    /// rules when `eotPosition` is nil.
-    public static func rules(eotPosition: Int?) -> [any GraphRewrite] {
-        rules(eot: eotPosition.map { .position($0) })
-    }
-
-    /// The standard rules with `EOTPositionRewrite` for `selection` before `select-rows` (none
-    /// added when nil).
+    /// The standard rules with `EOTPositionRewrite(selection:)` before `select-rows`, for a text
+    /// graph whose input is known to have its EOT tokens where `selection` says (see that rule);
+    /// the standard rules when `selection` is nil.
     public static func rules(eot selection: EOTPositionRewrite.Selection?) -> [any GraphRewrite] {
         guard let selection else { return standard }
         var rules = standard
         let selectRows = rules.firstIndex { $0 is SelectRowsRewrite } ?? rules.endIndex
-        switch selection {
-        case .position(let position): rules.insert(EOTPositionRewrite(position: position), at: selectRows)
-        case .positions(let positions): rules.insert(EOTPositionRewrite(positions: positions), at: selectRows)
-        }
+        rules.insert(EOTPositionRewrite(selection: selection), at: selectRows)
         return rules
     }
 

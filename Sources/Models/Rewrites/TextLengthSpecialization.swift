@@ -79,14 +79,9 @@ public struct TextLengthSpecialization: Sendable {
         }
         var result = graph
         if length == context { return result }
-        for index in result.inputs.indices where result.inputs[index].name == inputName {
-            var info = result.inputs[index]
-            let batch = info.shape?.first ?? .symbolic("rows")
-            info.shape = [batch, .fixed(length)]
-            result.inputs[index] = info
-        }
-        let cutEmbedding = try Self.leadingRows(positionalEmbedding.tensor, rows: length)
-        Self.replace(positionalEmbedding.source, with: cutEmbedding, in: &result)
+        declareTokenInput(in: &result, batch: nil, length: length)
+        Self.replace(positionalEmbedding.source, with: try Self.rows(positionalEmbedding.tensor, at: Array(0..<length)),
+                     in: &result)
         for mask in masks {
             Self.replace(mask.source, with: try Self.topLeftBlock(mask.tensor, size: length), in: &result)
         }
@@ -105,19 +100,8 @@ public struct TextLengthSpecialization: Sendable {
             throw TextLengthError("a prefix tree of \(count) nodes with depths outside 0..<\(Self.contextLength)")
         }
         var result = graph
-        for index in result.inputs.indices where result.inputs[index].name == inputName {
-            var info = result.inputs[index]
-            info.shape = [.fixed(1), .fixed(count)]
-            result.inputs[index] = info
-        }
-        let width = positionalEmbedding.tensor.shape[1]
-        let embedding = try Tensor.uninitialized(.float32, shape: [count, width])
-        let source = positionalEmbedding.tensor.floats
-        let destination = embedding.mutableFloats
-        for (node, depth) in tree.depths.enumerated() {
-            for column in 0..<width { destination[node * width + column] = source[depth * width + column] }
-        }
-        Self.replace(positionalEmbedding.source, with: embedding, in: &result)
+        declareTokenInput(in: &result, batch: .fixed(1), length: count)
+        Self.replace(positionalEmbedding.source, with: try Self.rows(positionalEmbedding.tensor, at: tree.depths), in: &result)
         // One tensor for every block's mask: they are all the same causal mask.
         let visibility = tree.visibilityMask()
         var shared: [[Int]: Tensor] = [:]
@@ -141,13 +125,24 @@ public struct TextLengthSpecialization: Sendable {
         }
     }
 
-    /// The first `rows` rows of a `[77, E]` tensor.
-    static func leadingRows(_ tensor: Tensor, rows: Int) throws -> Tensor {
+    /// Declares the token input `[batch, length]`; a nil `batch` keeps the declared batch dimension.
+    func declareTokenInput(in graph: inout ONNXGraph, batch: ValueInfo.Dimension?, length: Int) {
+        for index in graph.inputs.indices where graph.inputs[index].name == inputName {
+            var info = graph.inputs[index]
+            info.shape = [batch ?? info.shape?.first ?? .symbolic("rows"), .fixed(length)]
+            graph.inputs[index] = info
+        }
+    }
+
+    /// Rows `indices` of a `[77, E]` tensor, in that order: `[indices.count, E]`.
+    static func rows(_ tensor: Tensor, at indices: [Int]) throws -> Tensor {
         let width = tensor.shape[1]
-        let result = try Tensor.uninitialized(.float32, shape: [rows, width])
+        let result = try Tensor.uninitialized(.float32, shape: [indices.count, width])
         let source = tensor.floats
         let destination = result.mutableFloats
-        for index in 0..<(rows * width) { destination[index] = source[index] }
+        for (row, index) in indices.enumerated() {
+            for column in 0..<width { destination[row * width + column] = source[index * width + column] }
+        }
         return result
     }
 
