@@ -148,17 +148,28 @@ struct BenchCommand: ParsableCommand {
         try measure("image (8 frames)", gigaFLOPs: 70.5, ortKey: "image") { _ = try networks.encodeFrames(frames) }
         try measure("fusion (1 video)", gigaFLOPs: 0.30, ortKey: "fusion", repeats: Self.fusionRepeats,
                     note: "each sample: \(Self.fusionRepeats) runs back to back, mean per run") { _ = try networks.fuse(frameFeatures) }
+        // The true-length row's work and note: prefix trees, else length buckets, else the
+        // 77-token fallback.
         let trees = encoder.trees(tokens)
+        // Token positions the true-length row runs (also the size of the kernel bench's text rows).
         let computedTokens = trees.isEmpty ? buckets.reduce(0) { $0 + $1.rows.count * $1.length } : trees.reduce(0) { $0 + $1.count }
-        let trueLengthFLOPs = !trees.isEmpty ? trees.reduce(0) { $0 + Self.textGigaFLOPs(rows: 1, length: $1.count) }
-            : buckets.isEmpty ? Self.textGigaFLOPs(rows: textRows, length: 77)
-            : buckets.reduce(0) { $0 + Self.textGigaFLOPs(rows: $1.rows.count, length: $1.length) }
-        let trueNote = !trees.isEmpty
-            ? "\(trees.count) prefix tree\(trees.count == 1 ? "" : "s") of \(trees.map { String($0.count) }.joined(separator: ", ")) nodes for \(textRows) rows: \(computedTokens) token positions run, \(neededTokens) needed by the rows one by one"
-            : encoder.usesTrueLength
-            ? "\(buckets.count) runs, lengths \(buckets.map { "\($0.length)x\($0.rows.count)\($0.endsAtLastToken && encoder.usesEOTPosition ? "*" : "")" }.joined(separator: " ")); \(computedTokens) tokens run, \(neededTokens) needed"
-                + (buckets.contains { $0.endsAtLastToken } && encoder.usesEOTPosition ? " (* every row ends at the last token: the last block runs at that position only)" : "")
-            : "fell back to 77 tokens: \(encoder.fallbackReason ?? "?")"
+        let trueLengthFLOPs: Double
+        let trueNote: String
+        if !trees.isEmpty {
+            trueLengthFLOPs = trees.reduce(0) { $0 + Self.textGigaFLOPs(rows: 1, length: $1.count) }
+            trueNote = "\(trees.count) prefix tree\(trees.count == 1 ? "" : "s") of \(trees.map { String($0.count) }.joined(separator: ", ")) nodes for \(textRows) rows: \(computedTokens) token positions run, \(neededTokens) needed by the rows one by one"
+        } else {
+            trueLengthFLOPs = buckets.isEmpty ? Self.textGigaFLOPs(rows: textRows, length: 77)
+                : buckets.reduce(0) { $0 + Self.textGigaFLOPs(rows: $1.rows.count, length: $1.length) }
+            if encoder.usesTrueLength {
+                // A star marks the runs whose last block runs at one position (`eot-position`).
+                let starred = { (bucket: TextEncoder.Bucket) in bucket.endsAtLastToken && encoder.usesEOTPosition }
+                trueNote = "\(buckets.count) runs, lengths \(buckets.map { "\($0.length)x\($0.rows.count)\(starred($0) ? "*" : "")" }.joined(separator: " ")); \(computedTokens) tokens run, \(neededTokens) needed"
+                    + (buckets.contains(where: starred) ? " (* every row ends at the last token: the last block runs at that position only)" : "")
+            } else {
+                trueNote = "fell back to 77 tokens: \(encoder.fallbackReason ?? "?")"
+            }
+        }
         var trueLengthFeatures: Tensor?
         var fullFeatures: Tensor?
         try measure("text true length (\(textRows) rows)", gigaFLOPs: trueLengthFLOPs, ortKey: "text", note: trueNote) {

@@ -72,13 +72,13 @@ public enum AttentionHeads {
                              key: UnsafePointer<Float>, value: UnsafePointer<Float>, keyStride: Int,
                              scale: Float, mask: UnsafePointer<Float>?, scratch: UnsafeMutablePointer<Float>,
                              output: UnsafeMutablePointer<Float>, outputStride: Int) {
-        let direct: Path = path == .avx2 && ck_cpu_has_avx2_fma() == 0 ? .portable : path
+        let effective: Path = path == .avx2 && ck_cpu_has_avx2_fma() == 0 ? .portable : path
         let scores = scratch
         // The direct kernel reads every key and value row once per query row. In the packed
         // projection those rows are 3E*N floats apart (a page or more), so they are first copied
         // next to each other, as sgemm packs its operands: fewer TLB entries, whole cache lines.
         var keyRows = key, valueRows = value, rowStride = keyStride
-        if direct != .sgemm, rows > 1, keys >= copyMinimumKeys {
+        if effective != .sgemm, rows > 1, keys >= copyMinimumKeys {
             let keyCopy = scratch + rows * keys, valueCopy = keyCopy + keys * headSize
             for index in 0..<keys {
                 (keyCopy + index * headSize).update(from: key + index * keyStride, count: headSize)
@@ -86,7 +86,7 @@ public enum AttentionHeads {
             }
             (keyRows, valueRows, rowStride) = (UnsafePointer(keyCopy), UnsafePointer(valueCopy), headSize)
         }
-        switch direct {
+        switch effective {
         case .avx2:
             ck_attention_scores_avx2(rows, keys, headSize, query, queryStride, keyRows, rowStride, scale, scores, keys)
         case .portable:
@@ -99,7 +99,7 @@ public enum AttentionHeads {
             for row in 0..<rows { FusedVector.accumulate(mask + row * keys, into: scores + row * keys, count: keys) }
         }
         for row in 0..<rows { VectorMath.softmaxRow(scores + row * keys, scores + row * keys, count: keys) }
-        switch direct {
+        switch effective {
         case .avx2:
             ck_attention_context_avx2(rows, keys, headSize, scores, keys, valueRows, rowStride, output, outputStride)
         case .portable:
