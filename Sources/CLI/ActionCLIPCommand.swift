@@ -58,7 +58,9 @@ struct ActionCLIPCommand: ParsableCommand {
         ACTION_CLIP_TRACE=1 prints one line per executed node; ACTION_CLIP_WEIGHT_CACHE=0 turns off \
         the aligned weight cache ($XDG_CACHE_HOME/action-clip/weights, default ~/.cache/action-clip/weights); \
         ACTION_CLIP_SKINNY_GEMM=0 sends the few-row products (2-12 rows, e.g. the fusion graph) to \
-        OpenBLAS instead of the skinny kernel, =portable forces its plain-C version.
+        OpenBLAS instead of the skinny kernel, =portable forces its plain-C version; \
+        ACTION_CLIP_PAD_WEIGHTS=0 keeps MatMul weights' rows contiguous (by default rows a multiple of \
+        2 KB long are stored 64 bytes apart, for the skinny kernel's cache use).
         """,
         subcommands: [ClassifyCommand.self, TokenizeCommand.self, PreprocessCommand.self,
                       InspectCommand.self, RunCommand.self, ValidateCommand.self, BenchCommand.self],

@@ -44,7 +44,9 @@ public struct WeightCacheSettings: Sendable, Equatable {
 }
 
 /// A file holding a model's misaligned initializers again, each at a 64-byte aligned offset, so
-/// that later loads map them in place instead of copying them.
+/// that later loads map them in place instead of copying them. MatMul weights chosen for padded
+/// rows (`MatrixRowPadding`) are stored with their rows at that pitch, aligned or not in the model,
+/// and used in that layout (`PaddedRows`).
 ///
 /// Why: about 90 % of a torch export's weight bytes sit at offsets that are not a multiple of 4
 /// (each blob starts wherever its TensorProto header ends), so they cannot be used where the
@@ -60,18 +62,69 @@ public struct WeightCacheSettings: Sendable, Equatable {
 ///
 /// Layout (little-endian): "ACWEIGHT", UInt32 version, UInt32 entry count, UInt64 model key,
 /// UInt64 model file size; then per entry UInt64 initializer index, source offset, length, cache
-/// offset; then the data.
+/// offset, row length in bytes, row pitch in bytes (both equal to the length when the tensor is
+/// stored contiguously); then the data (the gaps between padded rows are zero).
 final class AlignedWeightCache: @unchecked Sendable {
     static let magic: [UInt8] = Array("ACWEIGHT".utf8)
-    static let version: UInt32 = 1
+    static let version: UInt32 = 2
     static let headerSize = 32
-    static let entrySize = 32
+    static let entrySize = 48
     static let alignment = 64
+
+    /// How a tensor's bytes are laid out where the loader puts them: contiguous (one "row" of all
+    /// its bytes), or `rows` rows of `rowBytes` starting `pitchBytes` apart.
+    struct Placement: Equatable {
+        let rows: Int
+        let rowBytes: Int
+        let pitchBytes: Int
+
+        var isPadded: Bool { pitchBytes != rowBytes }
+        /// Bytes from the first row's start to the last row's end.
+        var span: Int { rows == 0 ? 0 : (rows - 1) * pitchBytes + rowBytes }
+
+        /// A 2-D layout with `rowPitch` (elements) longer than its rows is padded; anything else is contiguous.
+        init(layout: TensorLayout, rowPitch: Int?) {
+            if let rowPitch, layout.shape.count == 2, rowPitch > layout.shape[1], layout.shape[0] > 0 {
+                rows = layout.shape[0]
+                rowBytes = layout.shape[1] * layout.dataType.byteSize
+                pitchBytes = rowPitch * layout.dataType.byteSize
+            } else {
+                rows = 1
+                rowBytes = layout.byteCount
+                pitchBytes = layout.byteCount
+            }
+        }
+
+        /// A placement read from a cache file, checked: nil unless the rows tile `length` exactly
+        /// and the span fits in `available` bytes.
+        init?(length: Int, rowBytes: Int, pitchBytes: Int, available: Int) {
+            guard length > 0, rowBytes > 0, length % rowBytes == 0, pitchBytes >= rowBytes else { return nil }
+            rows = length / rowBytes
+            self.rowBytes = rowBytes
+            self.pitchBytes = pitchBytes
+            let (gaps, overflow) = (rows - 1).multipliedReportingOverflow(by: pitchBytes)
+            guard !overflow, gaps <= available, rowBytes <= available - gaps else { return nil }
+        }
+
+        /// Copies the contiguous bytes at `source` into this layout at `destination` (`span` bytes;
+        /// the gaps are left as they are).
+        func copyRows(from source: UnsafeRawPointer, to destination: UnsafeMutableRawPointer) {
+            for row in 0..<rows {
+                (destination + row * pitchBytes).copyMemory(from: source + row * rowBytes, byteCount: rowBytes)
+            }
+        }
+
+        /// Whether the rows at `stored` (this layout) equal the contiguous bytes at `source`.
+        func rowsEqual(_ stored: UnsafeRawPointer, _ source: UnsafeRawPointer) -> Bool {
+            (0..<rows).allSatisfy { memcmp(stored + $0 * pitchBytes, source + $0 * rowBytes, rowBytes) == 0 }
+        }
+    }
 
     struct Entry: Equatable {
         let initializer: Int
         let source: Range<Int>
         let cacheOffset: Int
+        let placement: Placement
     }
 
     let mapping: MappedFile
@@ -84,8 +137,9 @@ final class AlignedWeightCache: @unchecked Sendable {
     }
 
     /// A name for the model's cache file: FNV-1a over the model without its raw_data, the raw_data
-    /// ranges and the file size. Collisions are harmless (the bytes are compared before use).
-    static func key(skeleton: [UInt8], ranges: [Range<Int>?], fileSize: Int) -> UInt64 {
+    /// ranges, the file size and whether MatMul weights are padded (so each setting has its own
+    /// file). Collisions are harmless (the bytes and layouts are compared before use).
+    static func key(skeleton: [UInt8], ranges: [Range<Int>?], fileSize: Int, paddedRows: Bool = false) -> UInt64 {
         var hash: UInt64 = 0xcbf2_9ce4_8422_2325
         func mix(_ byte: UInt8) { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
         func mix(_ value: Int) { withUnsafeBytes(of: UInt64(truncatingIfNeeded: value).littleEndian) { $0.forEach(mix) } }
@@ -95,6 +149,7 @@ final class AlignedWeightCache: @unchecked Sendable {
             mix(range?.count ?? -1)
         }
         mix(fileSize)
+        mix(paddedRows ? 1 : 0)
         return hash
     }
 
@@ -126,41 +181,43 @@ final class AlignedWeightCache: @unchecked Sendable {
         for number in 0..<count {
             let at = headerSize + number * entrySize
             guard let index = word64(at), let offset = word64(at + 8), let length = word64(at + 16),
-                  let cacheOffset = word64(at + 24),
+                  let cacheOffset = word64(at + 24), let rowBytes = word64(at + 32), let pitchBytes = word64(at + 40),
                   index < ranges.count, let expected = ranges[index],
                   expected.lowerBound == offset, expected.count == length,
-                  cacheOffset % alignment == 0, cacheOffset <= bytes.count, length <= bytes.count - cacheOffset,
+                  cacheOffset % alignment == 0, cacheOffset <= bytes.count,
+                  let placement = Placement(length: length, rowBytes: rowBytes, pitchBytes: pitchBytes,
+                                            available: bytes.count - cacheOffset),
                   slots[index] == nil else { return nil }
-            slots[index] = Entry(initializer: index, source: expected, cacheOffset: cacheOffset)
+            slots[index] = Entry(initializer: index, source: expected, cacheOffset: cacheOffset, placement: placement)
         }
         return AlignedWeightCache(mapping: mapping, slots: slots)
     }
 
-    /// The initializers this file holds.
-    var initializers: [Int] { slots.keys.sorted() }
-
-    /// Initializer `index`'s bytes from the cache if they equal `source` (the model's raw_data).
-    func verifiedRegion(_ index: Int, equalTo source: UnsafeRawBufferPointer) -> UnsafeRawBufferPointer? {
+    /// Initializer `index`'s bytes from the cache (`placement.span` of them) if the cache stores
+    /// them in that layout and they equal `source` (the model's raw_data), row by row.
+    func verifiedRegion(_ index: Int, placement: Placement, equalTo source: UnsafeRawBufferPointer) -> UnsafeRawBufferPointer? {
         guard let entry = slots[index], let base = mapping.base, entry.source.count == source.count,
-              let sourceStart = source.baseAddress else { return nil }
-        let region = UnsafeRawBufferPointer(start: base + entry.cacheOffset, count: entry.source.count)
+              entry.placement == placement, let sourceStart = source.baseAddress else { return nil }
+        let region = UnsafeRawBufferPointer(start: base + entry.cacheOffset, count: placement.span)
         MappedFile.populate(region)
-        guard let start = region.baseAddress, memcmp(start, sourceStart, source.count) == 0 else { return nil }
+        guard let start = region.baseAddress, placement.rowsEqual(start, sourceStart) else { return nil }
         return region
     }
 
-    /// Writes a cache file holding `initializers`' raw_data from `model` (the model file's bytes).
+    /// Writes a cache file holding the raw_data from `model` (the model file's bytes) of the
+    /// initializers in `placements`, each laid out as its placement says.
     /// Written to a temporary file and renamed, so readers never see half a file; any failure
     /// (no space, read-only directory) leaves no file behind and is otherwise silent: the cache
     /// only saves time.
     static func write(directory: String, key: UInt64, model: UnsafeRawBufferPointer, ranges: [Range<Int>?],
-                      initializers: [Int]) {
+                      placements: [Int: Placement]) {
         let entries: [Entry] = {
-            var offset = (headerSize + initializers.count * entrySize + alignment - 1) / alignment * alignment
-            return initializers.compactMap { index in
-                guard index >= 0, index < ranges.count, let range = ranges[index] else { return nil }
-                defer { offset = (offset + range.count + alignment - 1) / alignment * alignment }
-                return Entry(initializer: index, source: range, cacheOffset: offset)
+            var offset = (headerSize + placements.count * entrySize + alignment - 1) / alignment * alignment
+            return placements.keys.sorted().compactMap { index in
+                guard index >= 0, index < ranges.count, let range = ranges[index], let placement = placements[index],
+                      placement.rows * placement.rowBytes == range.count else { return nil }
+                defer { offset = (offset + placement.span + alignment - 1) / alignment * alignment }
+                return Entry(initializer: index, source: range, cacheOffset: offset, placement: placement)
             }
         }()
         guard !entries.isEmpty, makeDirectories(directory) else { return }
@@ -179,10 +236,22 @@ final class AlignedWeightCache: @unchecked Sendable {
             append(UInt64(entry.source.lowerBound))
             append(UInt64(entry.source.count))
             append(UInt64(entry.cacheOffset))
+            append(UInt64(entry.placement.rowBytes))
+            append(UInt64(entry.placement.pitchBytes))
         }
         var ok = header.withUnsafeBytes { writeAll(descriptor, $0, at: 0) }
         for entry in entries where ok {
-            ok = writeAll(descriptor, UnsafeRawBufferPointer(rebasing: model[entry.source]), at: entry.cacheOffset)
+            let source = UnsafeRawBufferPointer(rebasing: model[entry.source])
+            guard entry.placement.isPadded else {
+                ok = writeAll(descriptor, source, at: entry.cacheOffset)
+                continue
+            }
+            // Padded rows are assembled (gaps zeroed) and written in one call.
+            guard let sourceStart = source.baseAddress,
+                  let scratch = UnsafeMutableRawBufferPointer.allocateZeroed(entry.placement.span) else { ok = false; break }
+            defer { free(scratch.baseAddress) }
+            if let destination = scratch.baseAddress { entry.placement.copyRows(from: sourceStart, to: destination) }
+            ok = writeAll(descriptor, UnsafeRawBufferPointer(scratch), at: entry.cacheOffset)
         }
         let closed = close(descriptor) == 0
         if !(ok && closed) || rename(temporary, path) != 0 { unlink(temporary) }
@@ -210,5 +279,13 @@ final class AlignedWeightCache: @unchecked Sendable {
         }
         var status = stat()
         return stat(path, &status) == 0 && (status.st_mode & S_IFMT) == S_IFDIR
+    }
+}
+
+private extension UnsafeMutableRawBufferPointer {
+    /// `count` zero bytes, or nil when `calloc` fails (then the cache file is not written).
+    static func allocateZeroed(_ count: Int) -> UnsafeMutableRawBufferPointer? {
+        guard let base = calloc(Swift.max(count, 1), 1) else { return nil }
+        return UnsafeMutableRawBufferPointer(start: base, count: count)
     }
 }

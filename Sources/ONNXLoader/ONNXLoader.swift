@@ -20,9 +20,11 @@ public enum ONNXLoader {
     /// Loads the model at `path`. External data files are resolved relative to the file's directory.
     /// `useWeightIndex` false parses the whole file with protobuf-c (see `parse`).
     /// `weightCache` says where aligned copies of misaligned weights are kept between runs
-    /// (`AlignedWeightCache`); the default follows the environment.
+    /// (`AlignedWeightCache`); the default follows the environment. `padMatrixRows` lets the
+    /// loader store MatMul weights with padded rows where it writes them anyway (`MatrixRowPadding`).
     public static func load(contentsOf path: String, useWeightIndex: Bool = weightIndexEnabled,
-                            weightCache: WeightCacheSettings = .fromEnvironment()) throws(ONNXLoadError) -> ONNXModel {
+                            weightCache: WeightCacheSettings = .fromEnvironment(),
+                            padMatrixRows: Bool = MatrixRowPadding.enabledByEnvironment) throws(ONNXLoadError) -> ONNXModel {
         let file: MappedFile
         do {
             file = try MappedFile.map(path)
@@ -34,7 +36,7 @@ public enum ONNXLoader {
             }
         }
         guard let base = file.base, file.size > 0 else { throw .emptyFile(path: path) }
-        let context = LoadContext(sourceName: path, baseDirectory: directory(of: path))
+        let context = LoadContext(sourceName: path, baseDirectory: directory(of: path), padMatrixRows: padMatrixRows)
         // Weights whose raw_data is aligned keep `file` alive (they point into it); when none do,
         // the mapping is released as soon as this returns.
         return try parse(UnsafeRawBufferPointer(start: base, count: file.size), context: context, mapping: file,
@@ -44,9 +46,9 @@ public enum ONNXLoader {
     /// Loads a model from bytes in memory. `baseDirectory` is where external data files live;
     /// nil means the model must not use external data.
     /// Tensors never point into `bytes`, which the caller may free afterwards.
-    public static func load(bytes: UnsafeRawBufferPointer, baseDirectory: String?,
-                            useWeightIndex: Bool = weightIndexEnabled) throws(ONNXLoadError) -> ONNXModel {
-        let context = LoadContext(sourceName: "<memory>", baseDirectory: baseDirectory)
+    public static func load(bytes: UnsafeRawBufferPointer, baseDirectory: String?, useWeightIndex: Bool = weightIndexEnabled,
+                            padMatrixRows: Bool = MatrixRowPadding.enabledByEnvironment) throws(ONNXLoadError) -> ONNXModel {
+        let context = LoadContext(sourceName: "<memory>", baseDirectory: baseDirectory, padMatrixRows: padMatrixRows)
         guard bytes.count > 0 else { throw .emptyFile(path: context.sourceName) }
         return try parse(bytes, context: context, mapping: nil, useWeightIndex: useWeightIndex, weightCache: .disabled)
     }
@@ -62,14 +64,16 @@ public enum ONNXLoader {
         var cacheTarget: (directory: String, key: UInt64)?
         if let index, mapping != nil, let directory = weightCache.directory,
            index.rawData.reduce(0, { $0 + ($1?.count ?? 0) }) >= weightCache.minimumBytes {
-            cacheTarget = (directory, AlignedWeightCache.key(skeleton: index.skeleton, ranges: index.rawData, fileSize: bytes.count))
+            cacheTarget = (directory, AlignedWeightCache.key(skeleton: index.skeleton, ranges: index.rawData, fileSize: bytes.count,
+                                                             paddedRows: context.padMatrixRows))
         }
         if let index {
             let cache = cacheTarget.flatMap { target in
                 AlignedWeightCache.load(path: AlignedWeightCache.path(directory: target.directory, key: target.key),
                                         key: target.key, ranges: index.rawData, modelSize: bytes.count)
             }
-            context.mappedWeights = MappedWeights(bytes: bytes, ranges: index.rawData, mapping: mapping, cache: cache)
+            context.mappedWeights = MappedWeights(bytes: bytes, ranges: index.rawData, mapping: mapping, cache: cache,
+                                                  cacheWritable: cacheTarget != nil)
             unpacked = index.skeleton.withUnsafeBufferPointer { skeleton in
                 skeleton.baseAddress.flatMap { onnx__model_proto__unpack(nil, skeleton.count, $0) }
             }
@@ -84,7 +88,7 @@ public enum ONNXLoader {
         // Weights that had to be copied go to the cache, so the next load maps them instead.
         if let target = cacheTarget, let weights = context.mappedWeights, !weights.copied.isEmpty {
             AlignedWeightCache.write(directory: target.directory, key: target.key, model: bytes, ranges: weights.ranges,
-                                     initializers: Set(weights.copied).union(weights.cache?.initializers ?? []).sorted())
+                                     placements: weights.placements)
             for index in weights.copied { weights.region(index).map(MappedWeights.releasePages) }
         }
         return model
@@ -148,6 +152,19 @@ struct ModelConverter {
     private func convertGraph(_ pointer: UnsafeMutablePointer<Onnx__GraphProto>) throws(ONNXLoadError) -> ONNXGraph {
         let graph = pointer.pointee
 
+        // Nodes and outputs first: which initializers are only MatMul weights decides their layout.
+        let outputs = try convertValueInfos(graph.output, graph.n_output, role: "output")
+        var nodes: [ONNXNode] = []
+        nodes.reserveCapacity(graph.n_node)
+        for (index, nodePointer) in cArray(graph.node, graph.n_node).enumerated() {
+            guard let nodePointer else { continue }
+            nodes.append(try convertNode(nodePointer, index: index))
+        }
+        let matrixOperands = context.padMatrixRows
+            ? MatrixRowPadding.matrixOperands(nodes: nodes, graphOutputs: outputs.map(\.name),
+                                              initializers: Set(cArray(graph.initializer, graph.n_initializer).map { cString($0?.pointee.name) }))
+            : []
+
         var initializers: [String: Tensor] = [:]
         var initializerNames: [String] = []
         for (index, tensorPointer) in cArray(graph.initializer, graph.n_initializer).enumerated() {
@@ -160,7 +177,7 @@ struct ModelConverter {
                 throw .duplicateValue(name: name, first: "an initializer", second: "another initializer")
             }
             initializers[name] = try context.decodeTensor(tensorPointer, subject: "initializer '\(name)'",
-                                                          initializerIndex: index)
+                                                          initializerIndex: index, matrixOperand: matrixOperands.contains(name))
             initializerNames.append(name)
         }
 
@@ -168,15 +185,7 @@ struct ModelConverter {
         // overrides weights, so they stay initializers only.
         let inputs = try convertValueInfos(graph.input, graph.n_input, role: "input")
             .filter { initializers[$0.name] == nil }
-        let outputs = try convertValueInfos(graph.output, graph.n_output, role: "output")
         let valueInfo = try convertValueInfos(graph.value_info, graph.n_value_info, role: "value_info")
-
-        var nodes: [ONNXNode] = []
-        nodes.reserveCapacity(graph.n_node)
-        for (index, nodePointer) in cArray(graph.node, graph.n_node).enumerated() {
-            guard let nodePointer else { continue }
-            nodes.append(try convertNode(nodePointer, index: index))
-        }
         return ONNXGraph(name: cString(graph.name), inputs: inputs, outputs: outputs, valueInfo: valueInfo,
                          nodes: nodes, initializers: initializers, initializerNames: initializerNames)
     }

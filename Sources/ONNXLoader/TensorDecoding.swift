@@ -16,10 +16,13 @@ final class LoadContext {
     private var externalFiles: [String: MappedFile] = [:]
     /// Where the initializers' raw_data lies when the model was parsed through a `WeightIndex`.
     var mappedWeights: MappedWeights?
+    /// Whether MatMul weights the loader writes anyway get padded rows (`MatrixRowPadding`).
+    let padMatrixRows: Bool
 
-    init(sourceName: String, baseDirectory: String?) {
+    init(sourceName: String, baseDirectory: String?, padMatrixRows: Bool = false) {
         self.sourceName = sourceName
         self.baseDirectory = baseDirectory
+        self.padMatrixRows = padMatrixRows
     }
 
     /// Converts a `TensorProto` into a `Tensor`, validating every size against what is really present.
@@ -27,9 +30,10 @@ final class LoadContext {
     /// `raw_data` blocks are taken over from protobuf-c (the field is cleared, so `free_unpacked`
     /// leaves the block alone and the tensor storage frees it), so weights exist in one copy.
     /// `subject` names the tensor in errors, e.g. "initializer 'fc.weight'". `initializerIndex` is
-    /// the tensor's position among the graph's initializers, whose raw_data `mappedWeights` may hold.
+    /// the tensor's position among the graph's initializers, whose raw_data `mappedWeights` may hold;
+    /// `matrixOperand` says it is read only as a MatMul weight, so its rows may be padded.
     func decodeTensor(_ proto: UnsafeMutablePointer<Onnx__TensorProto>, subject: String,
-                      initializerIndex: Int? = nil) throws(ONNXLoadError) -> Tensor {
+                      initializerIndex: Int? = nil, matrixOperand: Bool = false) throws(ONNXLoadError) -> Tensor {
         let typeCode = proto.pointee.data_type
         guard let dataType = DataType(rawValue: typeCode) else {
             throw .unsupportedDataType(tensor: subject, typeName: DataType.onnxName(code: typeCode))
@@ -61,7 +65,8 @@ final class LoadContext {
             return try decodeRaw(proto, layout)
         }
         if let initializerIndex, let mappedWeights, let region = mappedWeights.region(initializerIndex) {
-            return try mappedWeights.decode(region, index: initializerIndex, layout)
+            let rowPitch = matrixOperand && padMatrixRows ? MatrixRowPadding.rowPitch(dataType: dataType, shape: shape) : nil
+            return try mappedWeights.decode(region, index: initializerIndex, layout, rowPitch: rowPitch)
         }
         return try decodeTyped(proto, layout)
     }
@@ -222,6 +227,8 @@ final class LoadContext {
 /// Initializer raw_data read where `WeightIndex` found it: in place in the file's mapping when it
 /// is aligned for its element type, else from the `AlignedWeightCache` when that holds the same
 /// bytes, else copied once into a `WeightArena` (and noted, so the cache can be written).
+/// MatMul weights given a row pitch (`MatrixRowPadding`) are stored that way wherever they are
+/// written: in the cache and in the arena.
 final class MappedWeights {
     /// The whole serialized model (the file's mapping, or caller-owned memory).
     let bytes: UnsafeRawBufferPointer
@@ -232,16 +239,28 @@ final class MappedWeights {
     let mapping: MappedFile?
     /// Aligned copies of the misaligned initializers from an earlier load, if there is one.
     let cache: AlignedWeightCache?
+    /// Whether a cache file will be written after loading (so padding an aligned weight now saves
+    /// the copy on every later load).
+    let cacheWritable: Bool
     /// Where copies go; nil if the reservation failed (then each copy is an ordinary allocation).
-    private(set) lazy var arena: WeightArena? = WeightArena(capacity: WeightArena.capacity(for: ranges.lazy.map { $0?.count ?? 0 }))
+    /// Padding adds at most 1/32 to a matrix (64 bytes per row of at least 2 KB).
+    private(set) lazy var arena: WeightArena? = {
+        let contiguous = WeightArena.capacity(for: ranges.lazy.map { $0?.count ?? 0 })
+        return WeightArena(capacity: contiguous + contiguous / 32)
+    }()
     /// Initializers that had to be copied because no verified cache entry held them.
     private(set) var copied: [Int] = []
+    /// How each initializer the cache should hold is laid out: the ones copied and the ones
+    /// taken from the cache, by initializer position.
+    private(set) var placements: [Int: AlignedWeightCache.Placement] = [:]
 
-    init(bytes: UnsafeRawBufferPointer, ranges: [Range<Int>?], mapping: MappedFile?, cache: AlignedWeightCache? = nil) {
+    init(bytes: UnsafeRawBufferPointer, ranges: [Range<Int>?], mapping: MappedFile?, cache: AlignedWeightCache? = nil,
+         cacheWritable: Bool = false) {
         self.bytes = bytes
         self.ranges = ranges
         self.mapping = mapping
         self.cache = cache
+        self.cacheWritable = cacheWritable
     }
 
     /// The raw_data of initializer `index`; nil when it has none.
@@ -250,40 +269,57 @@ final class MappedWeights {
         return UnsafeRawBufferPointer(rebasing: bytes[range])
     }
 
-    func decode(_ region: UnsafeRawBufferPointer, index: Int, _ layout: TensorLayout) throws(ONNXLoadError) -> Tensor {
+    /// `rowPitch` (elements, for a 2-D layout) asks for padded rows where the bytes are written anyway.
+    func decode(_ region: UnsafeRawBufferPointer, index: Int, _ layout: TensorLayout,
+                rowPitch requestedPitch: Int? = nil) throws(ONNXLoadError) -> Tensor {
         guard region.count == layout.byteCount else {
             throw .invalidTensor(tensor: layout.subject, problem: "\(region.count) bytes of raw_data \(layout.describe) (expected \(layout.byteCount))")
         }
         guard layout.byteCount > 0, let start = region.baseAddress else { return try layout.zeros() }
+        let placement = AlignedWeightCache.Placement(layout: layout, rowPitch: requestedPitch)
         // Booleans are normalised to 0/1, which needs a writable copy; the mappings are read-only.
         if let mapping, layout.dataType != .bool {
-            if Int(bitPattern: start) % layout.dataType.byteSize == 0 {
+            // An aligned weight is used in place unless padding it now pays on every later load.
+            if Int(bitPattern: start) % layout.dataType.byteSize == 0, !(placement.isPadded && cacheWritable) {
                 return try Self.borrow(start, layout, keeper: mapping)
             }
-            if let cache, let cached = cache.verifiedRegion(index, equalTo: region), let cachedStart = cached.baseAddress {
+            if let cache, let cached = cache.verifiedRegion(index, placement: placement, equalTo: region),
+               let cachedStart = cached.baseAddress {
                 Self.releasePages(of: region)
-                return try Self.borrow(cachedStart, layout, keeper: cache.mapping)
+                placements[index] = placement
+                return try Self.wrap(cachedStart, layout, placement, keeper: cache.mapping)
             }
         }
         let tensor: Tensor
-        if let arena, let destination = arena.allocate(layout.byteCount) {
-            destination.copyMemory(from: start, byteCount: layout.byteCount)
+        if let arena, let destination = arena.allocate(placement.span) {
+            placement.copyRows(from: start, to: destination)
             if layout.dataType == .bool { normalizeBooleans(destination, count: layout.count) }
-            tensor = try layout.wrapping(TensorStorage(pointer: destination, byteCount: layout.byteCount,
-                                                       ownership: .borrowed(keeper: arena)))
+            tensor = try Self.wrap(destination, layout, placement, keeper: arena)
         } else {
             tensor = try layout.copy(from: start)
         }
         if mapping != nil {
-            if layout.dataType != .bool { copied.append(index) }
+            if layout.dataType != .bool {
+                copied.append(index)
+                placements[index] = placement
+            }
             Self.releasePages(of: region)
         }
         return tensor
     }
 
-    private static func borrow(_ start: UnsafeRawPointer, _ layout: TensorLayout, keeper: MappedFile) throws(ONNXLoadError) -> Tensor {
+    private static func borrow(_ start: UnsafeRawPointer, _ layout: TensorLayout, keeper: AnyObject & Sendable) throws(ONNXLoadError) -> Tensor {
         try layout.wrapping(TensorStorage(pointer: UnsafeMutableRawPointer(mutating: start), byteCount: layout.byteCount,
                                           ownership: .borrowed(keeper: keeper)))
+    }
+
+    /// A tensor over bytes laid out as `placement` says (contiguous, or rows at a pitch).
+    private static func wrap(_ start: UnsafeRawPointer, _ layout: TensorLayout, _ placement: AlignedWeightCache.Placement,
+                             keeper: AnyObject & Sendable) throws(ONNXLoadError) -> Tensor {
+        guard placement.isPadded else { return try borrow(start, layout, keeper: keeper) }
+        let rows = PaddedRows(base: start, rows: placement.rows, rowLength: placement.rowBytes / layout.dataType.byteSize,
+                              rowPitch: placement.pitchBytes / layout.dataType.byteSize, elementSize: layout.dataType.byteSize)
+        return try layout.wrapping(TensorStorage(padded: rows, keeper: keeper))
     }
 
     /// Drops the mapped pages that lie wholly inside `region` from this process (they stay in the

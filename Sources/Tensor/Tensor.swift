@@ -157,6 +157,20 @@ public struct Tensor: @unchecked Sendable {
     @inline(__always) public var mutableInt64s: UnsafeMutableBufferPointer<Int64> { mutableElements(Int64.self) }
     @inline(__always) public var mutableBools: UnsafeMutableBufferPointer<Bool> { mutableElements(Bool.self) }
 
+    /// A float32 tensor as matrix rows for a GEMM kernel: where the first row starts and how many
+    /// elements apart rows start, each row being the last dimension. Storage of `PaddedRows` seen
+    /// with that row length gives its pitch without a copy; everything else is contiguous (pitch =
+    /// last dimension). Nil for an empty tensor or a rank-0 one.
+    public func floatMatrixRows() -> (base: UnsafePointer<Float>, rowPitch: Int)? {
+        precondition(dataType == .float32, "tensor is \(dataType), accessed as float32 rows")
+        guard let rowLength = shape.last, count > 0 else { return nil }
+        if let padded = storage.padded, padded.elementSize == MemoryLayout<Float>.size,
+           padded.rowLength == rowLength, padded.rows * rowLength == count {
+            return (padded.base.assumingMemoryBound(to: Float.self), padded.rowPitch)
+        }
+        return floats.baseAddress.map { ($0, rowLength) }
+    }
+
     /// Copies the elements out into an array (for tests and small shape tensors).
     public func toArray<Element: TensorElement>(_: Element.Type = Element.self) throws(TensorError) -> [Element] {
         guard Element.dataType == dataType else { throw .typeMismatch(expected: Element.dataType, actual: dataType) }

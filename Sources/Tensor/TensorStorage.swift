@@ -25,17 +25,33 @@ public final class TensorStorage: @unchecked Sendable {
         case recycled(recycler: any StorageRecycler, token: Int)
     }
 
-    /// Start of the bytes. Aligned to at least 16 bytes for every ownership kind except
-    /// `.borrowed`, whose creator must check alignment for the element type it serves.
-    public let pointer: UnsafeMutableRawPointer
+    /// Start of the bytes, in row-major order. Aligned to at least 16 bytes for every ownership
+    /// kind except `.borrowed`, whose creator must check alignment for the element type it serves.
+    /// For a storage of `PaddedRows` this is a contiguous copy made on first use (see there).
+    @inline(__always)
+    public var pointer: UnsafeMutableRawPointer { directPointer ?? padded.unsafelyUnwrapped.contiguous() }
     public let byteCount: Int
     public let ownership: Ownership
+    /// The matrix rows at a pitch, when this storage holds a weight matrix in that layout.
+    public let padded: PaddedRows?
+    /// The bytes when they are stored contiguously (nil exactly when `padded` is set).
+    private let directPointer: UnsafeMutableRawPointer?
 
     /// Wraps memory that someone else allocated.
     public init(pointer: UnsafeMutableRawPointer, byteCount: Int, ownership: Ownership) {
-        self.pointer = pointer
+        self.directPointer = pointer
         self.byteCount = byteCount
         self.ownership = ownership
+        self.padded = nil
+    }
+
+    /// Wraps a matrix whose rows someone else stored at a pitch, in memory `keeper` keeps alive
+    /// (the contiguous copy, if one is ever made, is the `PaddedRows`' own).
+    public init(padded: PaddedRows, keeper: AnyObject & Sendable) {
+        self.directPointer = nil
+        self.byteCount = padded.rows * padded.rowLength * padded.elementSize
+        self.ownership = .borrowed(keeper: keeper)
+        self.padded = padded
     }
 
     /// Allocates `byteCount` bytes (uninitialised), 64-byte aligned so SIMD loads never split a cache line.
@@ -43,9 +59,10 @@ public final class TensorStorage: @unchecked Sendable {
     public init?(allocating byteCount: Int) {
         // posix_memalign with size 0 may return nil; keep a valid pointer for empty tensors.
         guard let raw = Self.allocateAligned(max(byteCount, 64)) else { return nil }
-        self.pointer = raw
+        self.directPointer = raw
         self.byteCount = byteCount
         self.ownership = .allocated
+        self.padded = nil
     }
 
     /// `byteCount` bytes from `malloc`'s heap (free with `free`), 64-byte aligned, with large
@@ -79,10 +96,79 @@ public final class TensorStorage: @unchecked Sendable {
     }
 
     deinit {
+        guard let directPointer else { return }  // padded rows are always borrowed
         switch ownership {
-        case .allocated, .malloced: free(pointer)
+        case .allocated, .malloced: free(directPointer)
         case .borrowed, .unowned: break
-        case .recycled(let recycler, let token): recycler.storageReleased(token: token, pointer: pointer)
+        case .recycled(let recycler, let token): recycler.storageReleased(token: token, pointer: directPointer)
         }
+    }
+}
+
+/// A weight matrix `[rows, rowLength]` whose rows start `rowPitch` elements apart (`rowPitch >=
+/// rowLength`; the gap holds nothing the engine reads).
+///
+/// Why: the skinny-M GEMM kernel (SkinnyGEMM.swift) reads 16 consecutive rows of a weight at the
+/// same columns. When a row is a multiple of 2 KB long (512, 1536 or 2048 floats, the fusion and
+/// text transformers' widths), those 16 addresses fall in one or two of the L1 cache's 4 KB-periodic
+/// sets, which hold 8 lines each, and lines are evicted before the kernel comes back for the rest
+/// of them. Rows 64 bytes apart from that rhythm spread over all sets: the fusion graph's 24
+/// products ran in 2.9 instead of 3.6 ms (docs/PERFORMANCE.md, working session 5). The loader
+/// stores such weights padded where it has to place them anyway (the aligned weight cache, or its
+/// copy of a misaligned weight), so the layout costs no extra memory or copy.
+///
+/// Kernels that know the layout (`linear`, `matmul`) ask `Tensor.matrixRows`; every other reader
+/// uses `TensorStorage.pointer` and gets a contiguous copy, made once on first use and kept, so no
+/// op can misread the gaps.
+public final class PaddedRows: @unchecked Sendable {
+    public let base: UnsafeRawPointer
+    public let rows: Int
+    public let rowLength: Int
+    public let rowPitch: Int
+    public let elementSize: Int
+    private let lock = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+    private var copy: UnsafeMutableRawPointer?
+
+    /// The memory at `base` must hold `rows` rows of `rowPitch` elements of `elementSize` bytes
+    /// (the last row needs only `rowLength`) for as long as this object lives.
+    public init(base: UnsafeRawPointer, rows: Int, rowLength: Int, rowPitch: Int, elementSize: Int) {
+        precondition(rows >= 0 && rowLength >= 0 && rowPitch >= rowLength && elementSize > 0, "invalid padded rows")
+        self.base = base
+        self.rows = rows
+        self.rowLength = rowLength
+        self.rowPitch = rowPitch
+        self.elementSize = elementSize
+        pthread_mutex_init(lock, nil)
+    }
+
+    deinit {
+        pthread_mutex_destroy(lock)
+        lock.deallocate()
+        free(copy)
+    }
+
+    /// Whether a contiguous copy has been made (for tests and memory accounting).
+    public var hasContiguousCopy: Bool {
+        pthread_mutex_lock(lock)
+        defer { pthread_mutex_unlock(lock) }
+        return copy != nil
+    }
+
+    /// The rows back to back, copied on the first call.
+    func contiguous() -> UnsafeMutableRawPointer {
+        pthread_mutex_lock(lock)
+        defer { pthread_mutex_unlock(lock) }
+        if let copy { return copy }
+        let rowBytes = rowLength * elementSize
+        // Out of memory for a copy of a weight the model already holds once: nothing sensible to
+        // return, and a loaded model's weight was checked against the engine's size limit.
+        guard let destination = TensorStorage.allocateAligned(max(rows * rowBytes, 64)) else {
+            fatalError("out of memory copying a \(rows)x\(rowLength) weight to contiguous rows")
+        }
+        for row in 0..<rows {
+            (destination + row * rowBytes).copyMemory(from: base + row * rowPitch * elementSize, byteCount: rowBytes)
+        }
+        copy = destination
+        return destination
     }
 }

@@ -73,13 +73,15 @@ public func linear(_ x: Tensor, weight: Tensor, bias: Tensor?, residual: Tensor?
             }
         }
     }
-    if let source = x.floats.baseAddress, let weights = weight.floats.baseAddress {
+    // The weight may be stored with padded rows (`PaddedRows`); both kernels take its pitch.
+    if let source = x.floats.baseAddress, let weights = weight.floatMatrixRows() {
         if let skinnyPath {
             // Few rows: stream the weight once instead of letting sgemm pack it (SkinnyGEMM.swift).
-            SkinnyGEMM.accumulate(rows: rows, k: k, n: n, a: source, w: weights, c: destination, path: skinnyPath)
+            SkinnyGEMM.accumulate(rows: rows, k: k, n: n, a: source, w: weights.base, wRowPitch: weights.rowPitch,
+                                  c: destination, path: skinnyPath)
         } else {
-            try BLAS.sgemm(transposeA: false, transposeB: false, m: rows, n: n, k: k, alpha: 1,
-                           a: source, lda: k, b: weights, ldb: n, beta: initialiseFirst ? 1 : 0, c: destination, ldc: n)
+            try BLAS.sgemm(transposeA: false, transposeB: false, m: rows, n: n, k: k, alpha: 1, a: source, lda: k,
+                           b: weights.base, ldb: weights.rowPitch, beta: initialiseFirst ? 1 : 0, c: destination, ldc: n)
         }
     } else if !initialiseFirst {
         destination.update(repeating: 0, count: rows * n)  // k = 0: the product is zero

@@ -87,20 +87,25 @@ public func matmul(_ a: Tensor, _ b: Tensor) throws(KernelError) -> Tensor {
     if a.rank > 1 { resultShape.append(m) }
     if b.rank > 1 { resultShape.append(n) }
     let output = try kernelOutput(.float32, resultShape)
-    guard output.count > 0, let aBase = a.floats.baseAddress, let bBase = b.floats.baseAddress,
-          let cBase = output.mutableFloats.baseAddress else { return output }
+    guard output.count > 0, let aBase = a.floats.baseAddress, let cBase = output.mutableFloats.baseAddress else { return output }
     let batchCount = kernelProduct(batch[...])
-    if kernelProduct(bBatch[...]) == 1, kernelProduct(aBatch[...]) == batchCount {
+    // One B for every batch: a weight matrix, possibly stored with padded rows (`PaddedRows`),
+    // whose pitch both kernels take, so it is never copied to contiguous rows.
+    // A 1-D B is a [K, 1] column: its rows are one element apart.
+    if kernelProduct(bBatch[...]) == 1, kernelProduct(aBatch[...]) == batchCount,
+       let weights = b.rank > 1 ? b.floatMatrixRows() : b.floats.baseAddress.map({ (base: $0, rowPitch: 1) }) {
         if let path = SkinnyGEMM.path(rows: batchCount * m, k: k, n: n) {
             // Few rows against a weight matrix: the skinny kernel accumulates, so start from zero.
             cBase.update(repeating: 0, count: output.count)
-            SkinnyGEMM.accumulate(rows: batchCount * m, k: k, n: n, a: aBase, w: bBase, c: cBase, path: path)
+            SkinnyGEMM.accumulate(rows: batchCount * m, k: k, n: n, a: aBase, w: weights.base, wRowPitch: weights.rowPitch,
+                                  c: cBase, path: path)
             return output
         }
         try BLAS.sgemm(transposeA: false, transposeB: false, m: batchCount * m, n: n, k: k, alpha: 1,
-                       a: aBase, lda: k, b: bBase, ldb: n, beta: 0, c: cBase, ldc: n)
+                       a: aBase, lda: k, b: weights.base, ldb: weights.rowPitch, beta: 0, c: cBase, ldc: n)
         return output
     }
+    guard let bBase = b.floats.baseAddress else { return output }
     for index in 0..<batchCount {
         let aOffset = aBatch == batch ? index : broadcastOffset(index, output: batch, operand: aBatch)
         let bOffset = bBatch == batch ? index : broadcastOffset(index, output: batch, operand: bBatch)

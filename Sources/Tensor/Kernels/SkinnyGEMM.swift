@@ -65,18 +65,20 @@ public enum SkinnyGEMM {
         return selectedPath
     }
 
-    /// `c[i, j] += sum_p a[i, p] * w[p, j]` for a [rows, k] (row stride k), w [k, n] and c
-    /// [rows, n], both row-major and contiguous, on the engine's threads. `path` nil means
-    /// `selectedPath` (or `.portable` if the kernel is switched off). Asking for `.avx2` on a CPU
-    /// without it falls back to `.portable` rather than crashing.
+    /// `c[i, j] += sum_p a[i, p] * w[p, j]` for a [rows, k] (row stride k), w [k, n] with rows
+    /// `wRowPitch` floats apart (n when contiguous; more for `PaddedRows`) and c [rows, n]
+    /// contiguous, on the engine's threads. `path` nil means `selectedPath` (or `.portable` if the
+    /// kernel is switched off). Asking for `.avx2` on a CPU without it falls back to `.portable`
+    /// rather than crashing.
     public static func accumulate(rows: Int, k: Int, n: Int, a: UnsafePointer<Float>, w: UnsafePointer<Float>,
-                                  c: UnsafeMutablePointer<Float>, path: Path? = nil) {
+                                  wRowPitch: Int? = nil, c: UnsafeMutablePointer<Float>, path: Path? = nil) {
         guard rows > 0, k > 0, n > 0 else { return }
+        let pitch = max(wRowPitch ?? n, n)
         let chosen = path ?? selectedPath ?? .portable
         if chosen == .avx2, ck_cpu_has_avx2_fma() != 0 {
-            accumulateAVX2(rows: rows, k: k, n: n, a: a, w: w, c: c)
+            accumulateAVX2(rows: rows, k: k, n: n, a: a, w: w, wRowPitch: pitch, c: c)
         } else {
-            accumulatePortable(rows: rows, k: k, n: n, a: a, w: w, c: c)
+            accumulatePortable(rows: rows, k: k, n: n, a: a, w: w, wRowPitch: pitch, c: c)
         }
     }
 
@@ -89,23 +91,23 @@ public enum SkinnyGEMM {
     /// C worker pool's, not Dispatch's (see WorkerPool.c: waking a Dispatch worker per product
     /// cost ~2 ms over the fusion graph's 24 products).
     static func accumulateAVX2(rows: Int, k: Int, n: Int, a: UnsafePointer<Float>, w: UnsafePointer<Float>,
-                               c: UnsafeMutablePointer<Float>) {
+                               wRowPitch: Int, c: UnsafeMutablePointer<Float>) {
         // Slices are at least one 16-row block of the kernel.
         let threads = max(1, min(Threading.threadCount, k * n / weightsPerThread, k / 16))
         let partials = UnsafeMutablePointer<Float>.allocate(capacity: threads * ck_skinny_partial_floats(rows, n))
         defer { partials.deallocate() }
-        ck_skinny_gemm_avx2(rows, k, a, k, w, n, n, c, n, Int32(threads), partials)
+        ck_skinny_gemm_avx2(rows, k, a, k, w, wRowPitch, n, c, n, Int32(threads), partials)
     }
 
     /// Portable C: the threads take contiguous column ranges in strips of 16 (one 64-byte line),
     /// so no two share a line of W or of C, and accumulate straight into c.
     static func accumulatePortable(rows: Int, k: Int, n: Int, a: UnsafePointer<Float>, w: UnsafePointer<Float>,
-                                   c: UnsafeMutablePointer<Float>) {
+                                   wRowPitch: Int, c: UnsafeMutablePointer<Float>) {
         let strip = 16
         let strips = (n + strip - 1) / strip
         let minimumStrips = max(1, weightsPerThread / (strip * k))
         Threading.parallelFor(0..<strips, minimumChunk: minimumStrips) { range in
-            ck_skinny_gemm_portable(rows, k, a, k, w, n, c, n, range.lowerBound * strip, min(n, range.upperBound * strip))
+            ck_skinny_gemm_portable(rows, k, a, k, w, wRowPitch, c, n, range.lowerBound * strip, min(n, range.upperBound * strip))
         }
     }
 }
