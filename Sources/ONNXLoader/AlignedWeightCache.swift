@@ -254,7 +254,35 @@ final class AlignedWeightCache: @unchecked Sendable {
             ok = writeAll(descriptor, UnsafeRawBufferPointer(scratch), at: entry.cacheOffset)
         }
         let closed = close(descriptor) == 0
-        if !(ok && closed) || rename(temporary, path) != 0 { unlink(temporary) }
+        if !(ok && closed) || rename(temporary, path) != 0 {
+            unlink(temporary)
+            return
+        }
+        removeOutdatedFiles(in: directory)
+    }
+
+    /// Deletes the cache files in `directory` that an earlier version of this format wrote: no
+    /// build that writes this version reads them, so after an upgrade they would only hold disk
+    /// space (about as much as the models' weights). Only files named like cache files that start
+    /// with this format's magic and an older version number are touched.
+    static func removeOutdatedFiles(in directory: String) {
+        guard let handle = opendir(directory) else { return }
+        defer { closedir(handle) }
+        while let entry = readdir(handle) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+            }
+            guard name.hasSuffix(".weights"), !name.hasPrefix(".") else { continue }
+            let path = directory + "/" + name
+            let descriptor = open(path, O_RDONLY | O_CLOEXEC)
+            guard descriptor >= 0 else { continue }
+            var header = [UInt8](repeating: 0, count: 12)
+            let count = header.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, 12) }
+            close(descriptor)
+            guard count == 12, Array(header[0..<8]) == magic else { continue }
+            let fileVersion = header[8..<12].reversed().reduce(UInt32(0)) { $0 << 8 | UInt32($1) }
+            if fileVersion < version { unlink(path) }
+        }
     }
 
     private static func writeAll(_ descriptor: Int32, _ bytes: UnsafeRawBufferPointer, at offset: Int) -> Bool {

@@ -136,6 +136,37 @@ import Tensor
         }
     }
 
+    /// Writing a cache file removes the files an older format version wrote (they can never be
+    /// read again) and nothing else: not current files, not foreign files, not other names.
+    @Test func writingRemovesOutdatedCacheFilesOnly() throws {
+        let directory = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let cacheDirectory = directory.appendingPathComponent("cache")
+        try FileManager.default.createDirectory(at: cacheDirectory, withIntermediateDirectories: true)
+        func header(version: UInt32) -> Data {
+            var bytes = AlignedWeightCache.magic
+            withUnsafeBytes(of: version.littleEndian) { bytes += $0 }
+            return Data(bytes + [UInt8](repeating: 7, count: 100))
+        }
+        let files: [(name: String, data: Data, kept: Bool)] = [
+            ("00000000000000a1.weights", header(version: 1), false),
+            ("00000000000000a2.weights", header(version: AlignedWeightCache.version), true),
+            ("00000000000000a3.weights", header(version: AlignedWeightCache.version + 1), true),
+            ("00000000000000a4.weights", Data("not a cache file at all".utf8), true),
+            ("00000000000000a5.weights", Data(AlignedWeightCache.magic.prefix(5)), true),
+            ("notes.txt", header(version: 1), true),
+        ]
+        for file in files { try file.data.write(to: cacheDirectory.appendingPathComponent(file.name)) }
+        let (path, values) = try Self.writeModel(in: directory)
+        Self.expectValues(try ONNXLoader.load(contentsOf: path, weightCache: WeightCacheSettings(directory: cacheDirectory.path, minimumBytes: 0)),
+                          values)
+        for file in files {
+            let exists = FileManager.default.fileExists(atPath: cacheDirectory.appendingPathComponent(file.name).path)
+            #expect(exists == file.kept, "\(file.name)")
+        }
+        #expect(cacheFiles(cacheDirectory).count == 5, "four kept plus the new one")
+    }
+
     /// Below the size threshold, or switched off, nothing is written.
     @Test func smallModelsAndDisabledCacheWriteNothing() throws {
         let directory = try temporaryDirectory()
