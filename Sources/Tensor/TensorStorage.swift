@@ -172,3 +172,37 @@ public final class PaddedRows: @unchecked Sendable {
         return destination
     }
 }
+
+extension Tensor {
+    /// A copy of this 2-D float32 tensor stored as `PaddedRows`, rows `rowPitch` elements apart
+    /// and the gaps filled with `gap` (NaN by default, so a reader that strays into them shows).
+    /// The loader pads weights in memory it already has (`MatrixRowPadding`); this is for tests
+    /// and experiments.
+    public func paddedRowsCopy(rowPitch: Int, gap: Float = .nan) throws(TensorError) -> Tensor {
+        guard dataType == .float32 else { throw .typeMismatch(expected: .float32, actual: dataType) }
+        guard rank == 2, rowPitch >= shape[1] else { throw .countMismatch(shape: shape, count: count) }
+        let rows = shape[0], rowLength = shape[1]
+        let total = try Shape.elementCount([rows, rowPitch])
+        guard let owner = PaddedCopyOwner(byteCount: total * MemoryLayout<Float>.size) else {
+            throw .allocationFailed(bytes: total * MemoryLayout<Float>.size)
+        }
+        let destination = owner.base.bindMemory(to: Float.self, capacity: total)
+        destination.initialize(repeating: gap, count: total)
+        if let source = floats.baseAddress {
+            for row in 0..<rows { (destination + row * rowPitch).update(from: source + row * rowLength, count: rowLength) }
+        }
+        let padded = PaddedRows(base: owner.base, rows: rows, rowLength: rowLength, rowPitch: rowPitch,
+                                elementSize: MemoryLayout<Float>.size)
+        return try Tensor(dataType: .float32, shape: shape, storage: TensorStorage(padded: padded, keeper: owner))
+    }
+}
+
+/// Memory of a `paddedRowsCopy`, freed with its last tensor.
+private final class PaddedCopyOwner: @unchecked Sendable {
+    let base: UnsafeMutableRawPointer
+    init?(byteCount: Int) {
+        guard let base = TensorStorage.allocateAligned(max(byteCount, 64)) else { return nil }
+        self.base = base
+    }
+    deinit { free(base) }
+}

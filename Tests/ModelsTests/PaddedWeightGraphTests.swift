@@ -10,25 +10,6 @@ import Tensor
 /// FusedLinear, FusedAttention) reads it at its pitch. The tiny graphs' rows are too short for the
 /// loader's own rule (`MatrixRowPadding.rowPitch`), so the test pads them itself.
 @Suite struct PaddedWeightGraphTests {
-    final class Keeper: @unchecked Sendable {
-        let buffer: UnsafeMutablePointer<Float>
-        init(count: Int) { buffer = .allocate(capacity: count) }
-        deinit { buffer.deallocate() }
-    }
-
-    static func padded(_ tensor: Tensor, extra: Int) throws -> Tensor {
-        let rows = tensor.shape[0], n = tensor.shape[1], pitch = n + extra
-        let keeper = Keeper(count: rows * pitch)
-        keeper.buffer.initialize(repeating: .nan, count: rows * pitch)
-        let values = tensor.floats
-        for row in 0..<rows {
-            for column in 0..<n { keeper.buffer[row * pitch + column] = values[row * n + column] }
-        }
-        let storage = TensorStorage(padded: PaddedRows(base: keeper.buffer, rows: rows, rowLength: n, rowPitch: pitch, elementSize: 4),
-                                    keeper: keeper)
-        return try Tensor(dataType: .float32, shape: tensor.shape, storage: storage)
-    }
-
     @Test(arguments: ["image_clip", "text_clip", "fusion"])
     func paddedWeightsGiveTheSameOutputsWithoutCopies(graph: String) throws {
         let model = try RewriteFixtures.model(graph)
@@ -38,7 +19,7 @@ import Tensor
         var count = 0
         for name in operands {
             guard let tensor = model.graph.initializers[name], tensor.dataType == .float32, tensor.rank == 2 else { continue }
-            paddedModel.graph.initializers[name] = try Self.padded(tensor, extra: 16)
+            paddedModel.graph.initializers[name] = try tensor.paddedRowsCopy(rowPitch: tensor.shape[1] + 16)
             count += 1
         }
         // Every layer's attention projections and MLP, and the projection heads.

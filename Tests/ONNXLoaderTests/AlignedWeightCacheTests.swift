@@ -51,6 +51,20 @@ import Tensor
         }
     }
 
+    /// `original` emptied, truncated at the header, halfway and by one byte, and with one random
+    /// byte changed in each of `flips` more copies.
+    static func damagedCopies(of original: Data, seed: UInt64, flips: Int = 40) -> [Data] {
+        var generator = SplitMix64(seed: seed)
+        var damaged: [Data] = [Data(), original.prefix(20), original.prefix(original.count / 2), original.prefix(original.count - 1)]
+        for _ in 0..<flips where !original.isEmpty {
+            var copy = original
+            let position = Int(generator.next() % UInt64(copy.count))
+            copy[position] ^= UInt8(1 + generator.next() % 255)
+            damaged.append(copy)
+        }
+        return damaged
+    }
+
     func cacheFiles(_ directory: URL) -> [URL] {
         ((try? FileManager.default.contentsOfDirectory(at: directory, includingPropertiesForKeys: nil)) ?? [])
             .filter { $0.pathExtension == "weights" }
@@ -119,15 +133,7 @@ import Tensor
         let (path, values) = try Self.writeModel(in: directory)
         _ = try ONNXLoader.load(contentsOf: path, weightCache: settings)
         let file = try #require(cacheFiles(cacheDirectory).first)
-        let original = try Data(contentsOf: file)
-        var generator = SplitMix64(seed: 99)
-        var damaged: [Data] = [Data(), original.prefix(20), original.prefix(original.count / 2), original.prefix(original.count - 1)]
-        for _ in 0..<40 {
-            var copy = original
-            let position = Int(generator.next() % UInt64(copy.count))
-            copy[position] ^= UInt8(1 + generator.next() % 255)
-            damaged.append(copy)
-        }
+        let damaged = Self.damagedCopies(of: try Data(contentsOf: file), seed: 99)
         for (number, data) in damaged.enumerated() {
             try data.write(to: file)
             let model = try ONNXLoader.load(contentsOf: path, useWeightIndex: true, weightCache: settings)

@@ -54,6 +54,15 @@ import Tensor
         return (model.bytes, values)
     }
 
+    /// `model()` written to `directory`/model.onnx, with cache settings for `directory`/cache.
+    static func modelFile(in directory: URL) throws -> (bytes: [UInt8], values: [String: [Float]], path: String,
+                                                        settings: WeightCacheSettings) {
+        let (bytes, values) = model()
+        let path = directory.appendingPathComponent("model.onnx").path
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+        return (bytes, values, path, WeightCacheSettings(directory: directory.appendingPathComponent("cache").path, minimumBytes: 0))
+    }
+
     /// Names of the initializers stored padded, checking each padded one's geometry on the way.
     static func paddedNames(_ model: ONNXModel, sourceLocation: SourceLocation = #_sourceLocation) -> Set<String> {
         var names = Set<String>()
@@ -104,10 +113,7 @@ import Tensor
     @Test func paddedWeightsComeFromTheCacheAfterTheFirstLoad() throws {
         let directory = try temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
-        let (bytes, values) = Self.model()
-        let path = directory.appendingPathComponent("model.onnx").path
-        try Data(bytes).write(to: URL(fileURLWithPath: path))
-        let settings = WeightCacheSettings(directory: directory.appendingPathComponent("cache").path, minimumBytes: 0)
+        let (bytes, values, path, settings) = try Self.modelFile(in: directory)
 
         let first = try ONNXLoader.load(contentsOf: path, weightCache: settings, padMatrixRows: true)
         #expect(Self.paddedNames(first) == ["w"])
@@ -142,30 +148,19 @@ import Tensor
     @Test func damagedPaddedCacheFilesAreNeverTrusted() throws {
         let directory = try temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
-        let (bytes, values) = Self.model()
-        let path = directory.appendingPathComponent("model.onnx").path
-        try Data(bytes).write(to: URL(fileURLWithPath: path))
-        let cacheDirectory = directory.appendingPathComponent("cache")
-        let settings = WeightCacheSettings(directory: cacheDirectory.path, minimumBytes: 0)
+        let (_, values, path, settings) = try Self.modelFile(in: directory)
         _ = try ONNXLoader.load(contentsOf: path, weightCache: settings, padMatrixRows: true)
-        let file = try #require(try FileManager.default.contentsOfDirectory(at: cacheDirectory, includingPropertiesForKeys: nil)
-            .first { $0.pathExtension == "weights" })
+        let file = try #require(try FileManager.default.contentsOfDirectory(atPath: settings.directory ?? "")
+            .first { $0.hasSuffix(".weights") }.map { URL(fileURLWithPath: (settings.directory ?? "") + "/" + $0) })
         let original = try Data(contentsOf: file)
-        var generator = SplitMix64(seed: 2026)
-        var damaged: [Data] = [original.prefix(original.count / 2), original.prefix(original.count - 1)]
-        // Each entry's row length and pitch fields (header 32 bytes, entries 48), then random bytes.
+        var damaged = AlignedWeightCacheTests.damagedCopies(of: original, seed: 2026)
+        // Each entry's row length and pitch fields (header 32 bytes, entries 48).
         for entry in 0..<4 {
             for field in [32, 40] {
                 var copy = original
                 copy[32 + entry * 48 + field] ^= 0x40
                 damaged.append(copy)
             }
-        }
-        for _ in 0..<40 {
-            var copy = original
-            let position = Int(generator.next() % UInt64(copy.count))
-            copy[position] ^= UInt8(1 + generator.next() % 255)
-            damaged.append(copy)
         }
         for (number, data) in damaged.enumerated() {
             try data.write(to: file)

@@ -1,28 +1,9 @@
 import Testing
 @testable import Tensor
 
-/// Weights stored with padded rows (`PaddedRows`): the GEMM kernels read them at their pitch, and
-/// every other reader sees the same values as from contiguous storage.
+/// Weights stored with padded rows (`PaddedRows`; NaN in the gaps): the GEMM kernels read them at
+/// their pitch, and every other reader sees the same values as from contiguous storage.
 @Suite struct PaddedRowsTests {
-    /// Keeps a padded buffer alive for the tensor's storage.
-    final class Keeper: @unchecked Sendable {
-        let buffer: UnsafeMutablePointer<Float>
-        init(count: Int) { buffer = .allocate(capacity: count) }
-        deinit { buffer.deallocate() }
-    }
-
-    /// `values` ([rows, n] row-major) as a tensor whose rows are `pitch` floats apart; the gaps
-    /// hold NaN, so a kernel that read them would produce NaN.
-    static func padded(_ values: [Float], rows: Int, n: Int, pitch: Int) throws -> Tensor {
-        let keeper = Keeper(count: rows * pitch)
-        keeper.buffer.initialize(repeating: .nan, count: rows * pitch)
-        for row in 0..<rows {
-            for column in 0..<n { keeper.buffer[row * pitch + column] = values[row * n + column] }
-        }
-        let rowsView = PaddedRows(base: keeper.buffer, rows: rows, rowLength: n, rowPitch: pitch, elementSize: 4)
-        return try Tensor(dataType: .float32, shape: [rows, n], storage: TensorStorage(padded: rowsView, keeper: keeper))
-    }
-
     /// Row counts on the skinny kernel (2...12) and on sgemm, with the fusion graph's padding (16)
     /// and an odd one; n a multiple of the kernel's strips and not.
     @Test(arguments: [(8, 64, 48, 16), (8, 33, 100, 3), (3, 40, 512, 16), (40, 64, 48, 16), (1, 20, 37, 5), (77, 70, 130, 16)])
@@ -32,7 +13,7 @@ import Testing
         let weightValues = generator.floats(k * n, -0.3, 0.3)
         let biasValues = generator.floats(n, -1, 1)
         let x = try Tensor(xValues, shape: [rows, k])
-        let weight = try Self.padded(weightValues, rows: k, n: n, pitch: n + extra)
+        let weight = try Tensor(weightValues, shape: [k, n]).paddedRowsCopy(rowPitch: n + extra)
         let bias = try Tensor(biasValues, shape: [n])
         let expected = ReferenceKernels.linear(xValues, rows: rows, k: k, weight: weightValues, n: n, bias: biasValues,
                                                residual: nil, quickGELU: false)
@@ -52,7 +33,7 @@ import Testing
     @Test func otherReadersSeeContiguousValues() throws {
         var generator = SplitMix64(seed: 5)
         let values = generator.floats(24 * 10, -1, 1)
-        let weight = try Self.padded(values, rows: 24, n: 10, pitch: 13)
+        let weight = try Tensor(values, shape: [24, 10]).paddedRowsCopy(rowPitch: 13)
         #expect(weight.storage.padded?.hasContiguousCopy == false)
         #expect(try weight.toArray(Float.self) == values)
         #expect(weight.storage.padded?.hasContiguousCopy == true)
