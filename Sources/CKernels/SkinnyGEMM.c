@@ -21,9 +21,12 @@
 //  * The panels live in a caller-provided buffer, full width (all n columns): chunks of 512 or 1024
 //    columns were 5-15% slower (shorter sequential runs per W row).
 //  * Threads split k, not n: each thread streams contiguous slices of W (2 per thread, taken
-//    dynamically so a late-starting worker does not stall the caller) into its own partial panels,
-//    summed into C by ck_skinny_reduce. 3.7 ms vs 4.1 ms split by n. The threads come from
-//    WorkerPool.c (spinning workers), not Dispatch.
+//    dynamically so a late-starting worker does not stall the caller). 3.7 ms vs 4.1 ms split by n.
+//    Each slice has its own partial panels, written (not accumulated) by its first block, and
+//    ck_skinny_reduce sums them into C in slice order, so the rounding does not depend on which
+//    thread took which slice: the result is the same bit for bit on every run. (Until session 6 each
+//    thread summed its slices into one partial per thread, and outputs moved by ~1e-7 relative from
+//    run to run.) The threads come from WorkerPool.c (spinning workers), not Dispatch.
 //  * More than 8 rows: one panel after the other per block; the second finds the W block in L1.
 
 #include "ckernels.h"
@@ -100,9 +103,11 @@ void ck_skinny_reduce(ptrdiff_t m, ptrdiff_t n, const float *partials, ptrdiff_t
 
 // One panel (8 rows) over one block of kb rows of W, all n columns. `packed` holds the block of
 // A p-major: packed[p * 8 + r]. `block` points at W[k0, 0]; `next` at the next block (for the
-// prefetch), with `nextRows` rows (0 when this is the last block).
+// prefetch), with `nextRows` rows (0 when this is the last block). `overwrite` starts from zero
+// instead of the panel's contents (the first block of a slice), which saves clearing the panel.
 CK_AVX2 static void ck_panel_block(ptrdiff_t kb, const float *packed, const float *block, const float *next,
-                                   ptrdiff_t nextRows, ptrdiff_t ldw, ptrdiff_t n, float *panel, int prefetch) {
+                                   ptrdiff_t nextRows, ptrdiff_t ldw, ptrdiff_t n, float *panel, int prefetch,
+                                   int overwrite) {
     ptrdiff_t j = 0;
     for (; j + STRIP <= n; j += STRIP) {
         // About one prefetch per block row per 64-byte line (12 floats is 48 bytes; the mask test
@@ -120,10 +125,15 @@ CK_AVX2 static void ck_panel_block(ptrdiff_t kb, const float *packed, const floa
                 for (ptrdiff_t p = 0; p < count; p++) _mm_prefetch((const char *)(target + p * ldw + column), CK_PREFETCH_HINT);
         }
         float *out = panel + j * PANEL;
-        __m256 c0 = _mm256_loadu_ps(out), c1 = _mm256_loadu_ps(out + 8), c2 = _mm256_loadu_ps(out + 16);
-        __m256 c3 = _mm256_loadu_ps(out + 24), c4 = _mm256_loadu_ps(out + 32), c5 = _mm256_loadu_ps(out + 40);
-        __m256 c6 = _mm256_loadu_ps(out + 48), c7 = _mm256_loadu_ps(out + 56), c8 = _mm256_loadu_ps(out + 64);
-        __m256 c9 = _mm256_loadu_ps(out + 72), c10 = _mm256_loadu_ps(out + 80), c11 = _mm256_loadu_ps(out + 88);
+        __m256 c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11;
+        if (overwrite) {
+            c0 = c1 = c2 = c3 = c4 = c5 = c6 = c7 = c8 = c9 = c10 = c11 = _mm256_setzero_ps();
+        } else {
+            c0 = _mm256_loadu_ps(out); c1 = _mm256_loadu_ps(out + 8); c2 = _mm256_loadu_ps(out + 16);
+            c3 = _mm256_loadu_ps(out + 24); c4 = _mm256_loadu_ps(out + 32); c5 = _mm256_loadu_ps(out + 40);
+            c6 = _mm256_loadu_ps(out + 48); c7 = _mm256_loadu_ps(out + 56); c8 = _mm256_loadu_ps(out + 64);
+            c9 = _mm256_loadu_ps(out + 72); c10 = _mm256_loadu_ps(out + 80); c11 = _mm256_loadu_ps(out + 88);
+        }
         const float *row = block + j;
         for (ptrdiff_t p = 0; p < kb; p++, row += ldw) {
             const __m256 x = _mm256_loadu_ps(packed + p * PANEL);
@@ -148,27 +158,30 @@ CK_AVX2 static void ck_panel_block(ptrdiff_t kb, const float *packed, const floa
     // Last < 12 columns one at a time (a single FMA chain, but at most 11 columns per block).
     for (; j < n; j++) {
         float *out = panel + j * PANEL;
-        __m256 sum = _mm256_loadu_ps(out);
+        __m256 sum = overwrite ? _mm256_setzero_ps() : _mm256_loadu_ps(out);
         for (ptrdiff_t p = 0; p < kb; p++)
             sum = _mm256_fmadd_ps(_mm256_broadcast_ss(block + p * ldw + j), _mm256_loadu_ps(packed + p * PANEL), sum);
         _mm256_storeu_ps(out, sum);
     }
 }
 
-CK_AVX2 static void ck_skinny_add_partial(ptrdiff_t m, ptrdiff_t k, const float *a, ptrdiff_t lda, const float *w,
-                                          ptrdiff_t ldw, ptrdiff_t n, float *partial);
+CK_AVX2 static void ck_skinny_write_partial(ptrdiff_t m, ptrdiff_t k, const float *a, ptrdiff_t lda, const float *w,
+                                            ptrdiff_t ldw, ptrdiff_t n, float *partial);
 
 CK_AVX2 void ck_skinny_partial_avx2(ptrdiff_t m, ptrdiff_t k, const float *a, ptrdiff_t lda, const float *w,
                                     ptrdiff_t ldw, ptrdiff_t n, float *partial) {
     if (m <= 0 || n <= 0) return;
-    const ptrdiff_t total = ck_skinny_partial_floats(m, n);
-    for (ptrdiff_t index = 0; index < total; index++) partial[index] = 0;
-    ck_skinny_add_partial(m, k, a, lda, w, ldw, n, partial);
+    if (k <= 0) {
+        const ptrdiff_t total = ck_skinny_partial_floats(m, n);
+        for (ptrdiff_t index = 0; index < total; index++) partial[index] = 0;
+        return;
+    }
+    ck_skinny_write_partial(m, k, a, lda, w, ldw, n, partial);
 }
 
-// partial += A[m, k] * W[k, n] in panel form.
-CK_AVX2 static void ck_skinny_add_partial(ptrdiff_t m, ptrdiff_t k, const float *a, ptrdiff_t lda, const float *w,
-                                          ptrdiff_t ldw, ptrdiff_t n, float *partial) {
+// partial = A[m, k] * W[k, n] in panel form (k >= 1: the first block overwrites the panels).
+CK_AVX2 static void ck_skinny_write_partial(ptrdiff_t m, ptrdiff_t k, const float *a, ptrdiff_t lda, const float *w,
+                                            ptrdiff_t ldw, ptrdiff_t n, float *partial) {
     // The current block of A for one panel, p-major, rows past m zero.
     float packed[KBLOCK * PANEL];
     for (ptrdiff_t k0 = 0; k0 < k; k0 += KBLOCK) {
@@ -182,7 +195,7 @@ CK_AVX2 static void ck_skinny_add_partial(ptrdiff_t m, ptrdiff_t k, const float 
                     packed[p * PANEL + r] = r < rows ? a[(g * PANEL + r) * lda + k0 + p] : 0.0f;
             // Later panels find the block in L1/L2: only the first one prefetches.
             ck_panel_block(kb, packed, block, block + kb * ldw, rest < KBLOCK ? rest : KBLOCK, ldw, n,
-                           partial + g * n * PANEL, g == 0);
+                           partial + g * n * PANEL, g == 0, k0 == 0);
         }
     }
 }
@@ -199,8 +212,10 @@ int ck_cpu_has_avx2_fma(void) {
 
 #else
 
-static void ck_skinny_add_partial(ptrdiff_t m, ptrdiff_t k, const float *a, ptrdiff_t lda, const float *w,
-                                  ptrdiff_t ldw, ptrdiff_t n, float *partial) {
+static void ck_skinny_write_partial(ptrdiff_t m, ptrdiff_t k, const float *a, ptrdiff_t lda, const float *w,
+                                    ptrdiff_t ldw, ptrdiff_t n, float *partial) {
+    const ptrdiff_t total = ck_skinny_partial_floats(m, n);
+    for (ptrdiff_t index = 0; index < total; index++) partial[index] = 0;
     for (ptrdiff_t i = 0; i < m; i++)
         for (ptrdiff_t p = 0; p < k; p++)
             for (ptrdiff_t j = 0; j < n; j++)
@@ -212,9 +227,7 @@ void ck_skinny_partial_avx2(ptrdiff_t m, ptrdiff_t k, const float *a, ptrdiff_t 
     // Not an x86 build: there is no AVX2 version; callers check ck_cpu_has_avx2_fma() first.
     // Same result with plain loops.
     if (m <= 0 || n <= 0) return;
-    const ptrdiff_t total = ck_skinny_partial_floats(m, n);
-    for (ptrdiff_t index = 0; index < total; index++) partial[index] = 0;
-    ck_skinny_add_partial(m, k, a, lda, w, ldw, n, partial);
+    ck_skinny_write_partial(m, k, a, lda, w, ldw, n, partial);
 }
 
 int ck_cpu_has_avx2_fma(void) { return 0; }
@@ -230,35 +243,44 @@ typedef struct {
     atomic_long next;   // next slice to take
 } ck_skinny_job;
 
-// One pool thread: takes slices of k (contiguous runs of W rows) until none are left, adding
-// each into its own partial buffer. Taking slices dynamically rather than a fixed half per
+// One pool thread: takes slices of k (contiguous runs of W rows) until none are left, writing
+// each into that slice's partial buffer. Taking slices dynamically rather than a fixed half per
 // thread absorbs a worker that starts late or shares its core for a moment: with fixed halves,
 // the caller spent ~12% of its time waiting for the worker (perf, fusion graph).
 static void ck_skinny_part(void *context, int part) {
+    (void)part;
     ck_skinny_job *job = (ck_skinny_job *)context;
-    float *partial = job->partials + part * job->stride;
-    for (ptrdiff_t index = 0; index < job->stride; index++) partial[index] = 0;
     for (;;) {
         const long slice = atomic_fetch_add_explicit(&job->next, 1, memory_order_relaxed);
         if (slice >= job->slices) break;
         const ptrdiff_t first = slice * job->slice;
         const ptrdiff_t end = first + job->slice < job->k ? first + job->slice : job->k;
-        ck_skinny_add_partial(job->m, end - first, job->a + first, job->lda, job->w + first * job->ldw, job->ldw,
-                              job->n, partial);
+        ck_skinny_write_partial(job->m, end - first, job->a + first, job->lda, job->w + first * job->ldw, job->ldw,
+                                job->n, job->partials + slice * job->stride);
     }
+}
+
+// Slices of k for `parts` threads: about CK_SLICES per thread (2 measured better than 1 and 4),
+// each a multiple of the block and at least 4 blocks.
+static ptrdiff_t ck_skinny_slice_rows(ptrdiff_t k, int parts) {
+    ptrdiff_t slice = (k + CK_SLICES * parts - 1) / (CK_SLICES * parts);
+    slice = (slice + KBLOCK - 1) / KBLOCK * KBLOCK;
+    return slice < 4 * KBLOCK ? 4 * KBLOCK : slice;
+}
+
+ptrdiff_t ck_skinny_workspace_floats(ptrdiff_t m, ptrdiff_t n, int parts) {
+    return (ptrdiff_t)CK_SLICES * (parts < 1 ? 1 : parts) * ck_skinny_partial_floats(m, n);
 }
 
 void ck_skinny_gemm_avx2(ptrdiff_t m, ptrdiff_t k, const float *a, ptrdiff_t lda, const float *w, ptrdiff_t ldw,
                          ptrdiff_t n, float *c, ptrdiff_t ldc, int parts, float *partials) {
     if (m <= 0 || n <= 0 || k <= 0) return;
     if (parts < 1) parts = 1;
-    // About CK_SLICES slices per thread (2 measured better than 1 and 4), each a multiple of the
-    // block and at least 4 blocks.
-    ptrdiff_t slice = (k + CK_SLICES * parts - 1) / (CK_SLICES * parts);
-    slice = (slice + KBLOCK - 1) / KBLOCK * KBLOCK;
-    if (slice < 4 * KBLOCK) slice = 4 * KBLOCK;
-    ck_skinny_job job = { m, k, lda, ldw, n, ck_skinny_partial_floats(m, n), slice, (k + slice - 1) / slice,
-                          a, w, partials, 0 };
+    // slice >= k / (CK_SLICES * parts), so there are at most CK_SLICES * parts slices: the
+    // workspace ck_skinny_workspace_floats promises.
+    const ptrdiff_t slice = ck_skinny_slice_rows(k, parts);
+    const ptrdiff_t slices = (k + slice - 1) / slice;
+    ck_skinny_job job = { m, k, lda, ldw, n, ck_skinny_partial_floats(m, n), slice, slices, a, w, partials, 0 };
     ck_pool_run(parts, parts, ck_skinny_part, &job);
-    ck_skinny_reduce(m, n, partials, parts, job.stride, c, ldc, 0, n);
+    ck_skinny_reduce(m, n, partials, slices, job.stride, c, ldc, 0, n);
 }

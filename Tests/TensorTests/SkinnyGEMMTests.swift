@@ -103,6 +103,51 @@ import CKernels
         }
     }
 
+    /// The threaded AVX2 kernel gives the same bits on every call, whichever thread takes which
+    /// slice of k: 2 threads (4 slices of 128 rows for k = 512), 40 calls, each equal to the slices
+    /// computed one by one and summed in slice order.
+    @Test func threadedKernelIsDeterministic() throws {
+        guard SkinnyGEMM.cpuHasAVX2FMA else { return }
+        let rows = 8, k = 512, n = 300, parts: Int32 = 2
+        var generator = SplitMix64(seed: 7)
+        let x = generator.floats(rows * k, -1, 1)
+        let weight = generator.floats(k * n, -1, 1)
+        func threaded() -> [Float] {
+            var output = [Float](repeating: 0, count: rows * n)
+            x.withUnsafeBufferPointer { a in
+                weight.withUnsafeBufferPointer { w in
+                    output.withUnsafeMutableBufferPointer { c in
+                        guard let a = a.baseAddress, let w = w.baseAddress, let c = c.baseAddress else { return }
+                        let partials = UnsafeMutablePointer<Float>.allocate(capacity: ck_skinny_workspace_floats(rows, n, parts))
+                        defer { partials.deallocate() }
+                        ck_skinny_gemm_avx2(rows, k, a, k, w, n, n, c, n, parts, partials)
+                    }
+                }
+            }
+            return output
+        }
+        var expected = [Float](repeating: 0, count: rows * n)
+        x.withUnsafeBufferPointer { a in
+            weight.withUnsafeBufferPointer { w in
+                expected.withUnsafeMutableBufferPointer { c in
+                    guard let a = a.baseAddress, let w = w.baseAddress, let c = c.baseAddress else { return }
+                    let stride = ck_skinny_partial_floats(rows, n), slice = 128
+                    let partials = UnsafeMutablePointer<Float>.allocate(capacity: 4 * stride)
+                    defer { partials.deallocate() }
+                    for index in 0..<4 {
+                        ck_skinny_partial_avx2(rows, slice, a + index * slice, k, w + index * slice * n, n, n, partials + index * stride)
+                    }
+                    ck_skinny_reduce(rows, n, partials, 4, stride, c, n, 0, n)
+                }
+            }
+        }
+        for call in 0..<40 {
+            let output = threaded()
+            #expect(output == expected, "call \(call)")
+            if output != expected { break }
+        }
+    }
+
     /// `linear` and `matmul` route small M to the kernel and still agree with the reference
     /// (whatever ACTION_CLIP_SKINNY_GEMM says for this process).
     @Test(arguments: [1, 2, 8, 12, 13, 17])

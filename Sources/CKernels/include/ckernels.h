@@ -29,10 +29,15 @@ void ck_skinny_partial_avx2(ptrdiff_t m, ptrdiff_t k, const float *a, ptrdiff_t 
 void ck_skinny_reduce(ptrdiff_t m, ptrdiff_t n, const float *partials, ptrdiff_t count, ptrdiff_t stride,
                       float *c, ptrdiff_t ldc, ptrdiff_t j0, ptrdiff_t j1);
 
-/// AVX2+FMA, threaded: C[m, n] += A[m, k] * W[k, n] with k split into `parts` slices, one per
-/// thread of the worker pool (WorkerPool.c; the caller runs slice 0), each into its own partial
-/// buffer, then summed into C on the calling thread. `partials` holds
-/// parts * ck_skinny_partial_floats(m, n) floats. Only when ck_cpu_has_avx2_fma() returns 1.
+/// Floats of the `partials` workspace ck_skinny_gemm_avx2 needs for `parts` threads: one partial
+/// buffer per slice of k, at most 2 slices per thread.
+ptrdiff_t ck_skinny_workspace_floats(ptrdiff_t m, ptrdiff_t n, int parts);
+
+/// AVX2+FMA, threaded: C[m, n] += A[m, k] * W[k, n] with k split into slices that the `parts`
+/// threads of the worker pool (WorkerPool.c; the caller is one of them) take as they come, each
+/// slice into its own partial buffer, then summed into C on the calling thread in slice order, so
+/// the result does not depend on the threads' timing. `partials` holds
+/// ck_skinny_workspace_floats(m, n, parts) floats. Only when ck_cpu_has_avx2_fma() returns 1.
 void ck_skinny_gemm_avx2(ptrdiff_t m, ptrdiff_t k, const float *a, ptrdiff_t lda, const float *w, ptrdiff_t ldw,
                          ptrdiff_t n, float *c, ptrdiff_t ldc, int parts, float *partials);
 

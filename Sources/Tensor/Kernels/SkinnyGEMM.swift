@@ -85,8 +85,9 @@ public enum SkinnyGEMM {
     /// A thread is worth waking only for about 32K weights (~0.1 MB) or more.
     static let weightsPerThread = 1 << 15
 
-    /// AVX2: the threads split k, so each streams one contiguous slice of W into its own partial
-    /// product, and the partials are then summed into c. Splitting n instead gives each thread
+    /// AVX2: the threads split k, so each streams contiguous slices of W, each slice into its own
+    /// partial product, and the partials are then summed into c in slice order (the same rounding
+    /// on every run, whichever thread took which slice). Splitting n instead gives each thread
     /// strided row segments of W and measured ~10% slower on the fusion graph. The threads are the
     /// C worker pool's, not Dispatch's (see WorkerPool.c: waking a Dispatch worker per product
     /// cost ~2 ms over the fusion graph's 24 products).
@@ -94,7 +95,7 @@ public enum SkinnyGEMM {
                                wRowPitch: Int, c: UnsafeMutablePointer<Float>) {
         // Slices are at least one 16-row block of the kernel.
         let threads = max(1, min(Threading.threadCount, k * n / weightsPerThread, k / 16))
-        let partials = UnsafeMutablePointer<Float>.allocate(capacity: threads * ck_skinny_partial_floats(rows, n))
+        let partials = UnsafeMutablePointer<Float>.allocate(capacity: ck_skinny_workspace_floats(rows, n, Int32(threads)))
         defer { partials.deallocate() }
         ck_skinny_gemm_avx2(rows, k, a, k, w, wRowPitch, n, c, n, Int32(threads), partials)
     }
