@@ -49,7 +49,8 @@ enum CLI {
 
     /// Runs `action-clip arguments` to completion. Output goes through files, so a chatty child
     /// can never block on a full pipe.
-    static func run(_ arguments: [String], in directory: URL? = nil) throws -> Result {
+    /// `environment` adds to (or replaces) the test process's variables.
+    static func run(_ arguments: [String], in directory: URL? = nil, environment extra: [String: String] = [:]) throws -> Result {
         let scratch = try temporaryDirectory("run")
         defer { try? FileManager.default.removeItem(at: scratch) }
         let outputURL = scratch.appendingPathComponent("stdout"), errorURL = scratch.appendingPathComponent("stderr")
@@ -61,6 +62,7 @@ enum CLI {
         process.arguments = arguments
         var environment = ProcessInfo.processInfo.environment
         environment["ACTION_CLIP_MODELS"] = nil
+        environment.merge(extra) { $1 }
         process.environment = environment
         if let directory { process.currentDirectoryURL = directory }
         process.standardOutput = output

@@ -35,6 +35,27 @@ import Testing
         #expect(result.standardError.contains("no labels given"))
     }
 
+    /// The text-feature cache returns exactly what the network computes: a first run (which
+    /// fills the cache), a second (which reads it) and a `--no-cache` run print the same bytes.
+    @Test func warmTextCachePrintsTheSameAsNoCache() throws {
+        let models = try CLI.tinyModelDirectory()
+        let cacheHome = try CLI.temporaryDirectory("cache-home")
+        defer {
+            try? FileManager.default.removeItem(at: models)
+            try? FileManager.default.removeItem(at: cacheHome)
+        }
+        let environment = ["XDG_CACHE_HOME": cacheHome.path]
+        let first = try CLI.run(Self.classifyArguments(models, []), environment: environment)
+        let cached = try FileManager.default.contentsOfDirectory(atPath: cacheHome.appendingPathComponent("action-clip").path)
+        #expect(cached.contains { $0.hasSuffix(".features") }, "no feature file written: \(cached)")
+        let second = try CLI.run(Self.classifyArguments(models, []), environment: environment)
+        let bypassed = try CLI.run(Self.classifyArguments(models, ["--no-cache"]), environment: environment)
+        for result in [first, second, bypassed] { #expect(result.status == 0, "stderr: \(result.standardError)") }
+        #expect(first.standardOutput.contains("prob = "))
+        #expect(second.standardOutput == first.standardOutput)
+        #expect(bypassed.standardOutput == first.standardOutput)
+    }
+
     @Test func probabilitiesArePythonReprOfFloat32AndSumToOne() throws {
         let models = try CLI.tinyModelDirectory()
         defer { try? FileManager.default.removeItem(at: models) }

@@ -6,9 +6,11 @@ import Tensor
 ///
 /// Layout: one file per (text model, token matrix), i.e. per model and label set, in
 /// `$XDG_CACHE_HOME/action-clip/` (default `~/.cache/action-clip/`), named
-/// `text-<first 16 hex of the model sha256>-<first 32 hex of the sha256 of the token ids>.features`.
+/// `text-<first 16 hex of the model sha256>-<first 32 hex of the sha256 of the token ids, their
+/// shape and the engine's numerics revision>.features`.
 /// The key is the model file's SHA-256 and every row's 77 token ids (not the label strings), so a
-/// tokenizer or template change is a miss rather than a stale hit.
+/// tokenizer or template change is a miss rather than a stale hit; `numericsRevision` does the
+/// same for an engine change that moves the features' last bits.
 ///
 /// File format, little-endian:
 /// ```
@@ -35,6 +37,12 @@ public struct TextFeatureCache: Sendable {
 
     public static let magic = Array("ACLIPTXF".utf8)
     public static let version: UInt32 = 1
+    /// Bumped whenever an engine change alters the rounding of the text features (a kernel's
+    /// summation order, a rewrite on the text path), so a cached feature is always bit for bit what
+    /// this build would compute and `--no-cache` prints the same probabilities. Part of the file
+    /// name: files of another revision are not found (no warning) and are rewritten under the new
+    /// name. 2: the skinny kernel sums its k-slices in a fixed order (working session 6).
+    public static let numericsRevision: UInt32 = 2
     static let headerSize = 56
     static let checksumSize = 32
 
@@ -77,6 +85,7 @@ public struct TextFeatureCache: Sendable {
         hasher.update(UnsafeRawBufferPointer(tokens.int64s))
         let shape = tokens.shape.map { Int64($0).littleEndian }
         shape.withUnsafeBytes { hasher.update($0) }
+        withUnsafeBytes(of: Self.numericsRevision.littleEndian) { hasher.update($0) }
         let tokenHash = hasher.finalizeHex()
         let name = "text-\(modelSHA256.prefix(16))-\(tokenHash.prefix(32)).features"
         return (directory as NSString).appendingPathComponent(name)
