@@ -168,6 +168,55 @@ CK_AVX2 static void ck_panel_block(ptrdiff_t kb, const float *packed, const floa
 CK_AVX2 static void ck_skinny_write_partial(ptrdiff_t m, ptrdiff_t k, const float *a, ptrdiff_t lda, const float *w,
                                             ptrdiff_t ldw, ptrdiff_t n, float *partial);
 
+// ck_skinny_reduce with the same sums in the same order, for the full 8-row panels 8 columns at a
+// time: the 8 columns' sums (lanes = rows) are transposed in registers so that each row of C is
+// updated with one vector instead of 8 scalar read-modify-writes 4*ldc bytes apart. Bit for bit
+// equal to the scalar version (tested through threadedKernelIsDeterministic); partial panels and
+// the last < 8 columns go to it.
+CK_AVX2 static void ck_skinny_reduce_avx2(ptrdiff_t m, ptrdiff_t n, const float *partials, ptrdiff_t count,
+                                          ptrdiff_t stride, float *c, ptrdiff_t ldc) {
+    const ptrdiff_t full = m / PANEL;
+    const ptrdiff_t wide = n / 8 * 8;
+    for (ptrdiff_t g = 0; g < full; g++) {
+        for (ptrdiff_t j = 0; j < wide; j += 8) {
+            const float *panel = partials + (g * n + j) * PANEL;
+            __m256 s0 = _mm256_loadu_ps(panel), s1 = _mm256_loadu_ps(panel + 8), s2 = _mm256_loadu_ps(panel + 16);
+            __m256 s3 = _mm256_loadu_ps(panel + 24), s4 = _mm256_loadu_ps(panel + 32), s5 = _mm256_loadu_ps(panel + 40);
+            __m256 s6 = _mm256_loadu_ps(panel + 48), s7 = _mm256_loadu_ps(panel + 56);
+            for (ptrdiff_t t = 1; t < count; t++) {
+                const float *next = panel + t * stride;
+                s0 = _mm256_add_ps(s0, _mm256_loadu_ps(next)); s1 = _mm256_add_ps(s1, _mm256_loadu_ps(next + 8));
+                s2 = _mm256_add_ps(s2, _mm256_loadu_ps(next + 16)); s3 = _mm256_add_ps(s3, _mm256_loadu_ps(next + 24));
+                s4 = _mm256_add_ps(s4, _mm256_loadu_ps(next + 32)); s5 = _mm256_add_ps(s5, _mm256_loadu_ps(next + 40));
+                s6 = _mm256_add_ps(s6, _mm256_loadu_ps(next + 48)); s7 = _mm256_add_ps(s7, _mm256_loadu_ps(next + 56));
+            }
+            // 8x8 transpose: s_q (column j + q, lanes = rows) -> r_i (row i, lanes = columns).
+            const __m256 t0 = _mm256_unpacklo_ps(s0, s1), t1 = _mm256_unpackhi_ps(s0, s1);
+            const __m256 t2 = _mm256_unpacklo_ps(s2, s3), t3 = _mm256_unpackhi_ps(s2, s3);
+            const __m256 t4 = _mm256_unpacklo_ps(s4, s5), t5 = _mm256_unpackhi_ps(s4, s5);
+            const __m256 t6 = _mm256_unpacklo_ps(s6, s7), t7 = _mm256_unpackhi_ps(s6, s7);
+            const __m256 u0 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(1, 0, 1, 0)), u1 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(3, 2, 3, 2));
+            const __m256 u2 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(1, 0, 1, 0)), u3 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(3, 2, 3, 2));
+            const __m256 u4 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(1, 0, 1, 0)), u5 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(3, 2, 3, 2));
+            const __m256 u6 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(1, 0, 1, 0)), u7 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(3, 2, 3, 2));
+            const __m256 rows[PANEL] = {
+                _mm256_permute2f128_ps(u0, u4, 0x20), _mm256_permute2f128_ps(u1, u5, 0x20),
+                _mm256_permute2f128_ps(u2, u6, 0x20), _mm256_permute2f128_ps(u3, u7, 0x20),
+                _mm256_permute2f128_ps(u0, u4, 0x31), _mm256_permute2f128_ps(u1, u5, 0x31),
+                _mm256_permute2f128_ps(u2, u6, 0x31), _mm256_permute2f128_ps(u3, u7, 0x31),
+            };
+            for (int r = 0; r < PANEL; r++) {
+                float *line = c + (g * PANEL + r) * ldc + j;
+                _mm256_storeu_ps(line, _mm256_add_ps(_mm256_loadu_ps(line), rows[r]));
+            }
+        }
+        if (wide < n) ck_skinny_reduce(PANEL, n, partials + g * n * PANEL, count, stride, c + g * PANEL * ldc, ldc, wide, n);
+    }
+    // A last panel of fewer than 8 rows: the scalar version writes only the rows that exist.
+    if (full * PANEL < m)
+        ck_skinny_reduce(m - full * PANEL, n, partials + full * n * PANEL, count, stride, c + full * PANEL * ldc, ldc, 0, n);
+}
+
 CK_AVX2 void ck_skinny_partial_avx2(ptrdiff_t m, ptrdiff_t k, const float *a, ptrdiff_t lda, const float *w,
                                     ptrdiff_t ldw, ptrdiff_t n, float *partial) {
     if (m <= 0 || n <= 0) return;
@@ -230,6 +279,11 @@ void ck_skinny_partial_avx2(ptrdiff_t m, ptrdiff_t k, const float *a, ptrdiff_t 
     ck_skinny_write_partial(m, k, a, lda, w, ldw, n, partial);
 }
 
+static void ck_skinny_reduce_avx2(ptrdiff_t m, ptrdiff_t n, const float *partials, ptrdiff_t count,
+                                  ptrdiff_t stride, float *c, ptrdiff_t ldc) {
+    ck_skinny_reduce(m, n, partials, count, stride, c, ldc, 0, n);
+}
+
 int ck_cpu_has_avx2_fma(void) { return 0; }
 
 #endif
@@ -282,5 +336,5 @@ void ck_skinny_gemm_avx2(ptrdiff_t m, ptrdiff_t k, const float *a, ptrdiff_t lda
     const ptrdiff_t slices = (k + slice - 1) / slice;
     ck_skinny_job job = { m, k, lda, ldw, n, ck_skinny_partial_floats(m, n), slice, slices, a, w, partials, 0 };
     ck_pool_run(parts, parts, ck_skinny_part, &job);
-    ck_skinny_reduce(m, n, partials, slices, job.stride, c, ldc, 0, n);
+    ck_skinny_reduce_avx2(m, n, partials, slices, job.stride, c, ldc);
 }

@@ -104,12 +104,16 @@ import CKernels
     }
 
     /// The threaded AVX2 kernel gives the same bits on every call, whichever thread takes which
-    /// slice of k: 2 threads (4 slices of 128 rows for k = 512), 40 calls, each equal to the slices
-    /// computed one by one and summed in slice order.
-    @Test func threadedKernelIsDeterministic() throws {
+    /// slice of k: 2 threads (4 slices: at least 4 blocks of 16 rows each), 40 calls, each equal to
+    /// the slices computed one by one and summed in slice order by the scalar reduction (so the
+    /// AVX2 reduction, full 8-row panels 8 columns at a time, is checked against it bit for bit;
+    /// 12 and 3 rows and the odd widths take its partial-panel and last-columns paths).
+    @Test(arguments: [(8, 512, 300), (12, 256, 77), (3, 320, 40)])
+    func threadedKernelIsDeterministic(rows: Int, k: Int, n: Int) throws {
         guard SkinnyGEMM.cpuHasAVX2FMA else { return }
-        let rows = 8, k = 512, n = 300, parts: Int32 = 2
-        var generator = SplitMix64(seed: 7)
+        let parts: Int32 = 2
+        let slice = max((k / 4 + 15) / 16 * 16, 64)
+        var generator = SplitMix64(seed: UInt64(7 + rows))
         let x = generator.floats(rows * k, -1, 1)
         let weight = generator.floats(k * n, -1, 1)
         func threaded() -> [Float] {
@@ -131,13 +135,14 @@ import CKernels
             weight.withUnsafeBufferPointer { w in
                 expected.withUnsafeMutableBufferPointer { c in
                     guard let a = a.baseAddress, let w = w.baseAddress, let c = c.baseAddress else { return }
-                    let stride = ck_skinny_partial_floats(rows, n), slice = 128
-                    let partials = UnsafeMutablePointer<Float>.allocate(capacity: 4 * stride)
+                    let stride = ck_skinny_partial_floats(rows, n), slices = (k + slice - 1) / slice
+                    let partials = UnsafeMutablePointer<Float>.allocate(capacity: slices * stride)
                     defer { partials.deallocate() }
-                    for index in 0..<4 {
-                        ck_skinny_partial_avx2(rows, slice, a + index * slice, k, w + index * slice * n, n, n, partials + index * stride)
+                    for index in 0..<slices {
+                        ck_skinny_partial_avx2(rows, min(slice, k - index * slice), a + index * slice, k, w + index * slice * n, n, n,
+                                               partials + index * stride)
                     }
-                    ck_skinny_reduce(rows, n, partials, 4, stride, c, n, 0, n)
+                    ck_skinny_reduce(rows, n, partials, slices, stride, c, n, 0, n)
                 }
             }
         }
