@@ -39,10 +39,11 @@ export SWIFT_BACKTRACE=enable=no
 log="$scratch/sanitize.log"
 # Leaks LeakSanitizer reports outside this project's code (see docs/ROBUSTNESS.md): XCTest's suite objects,
 # libcurl's global state (URLSession), Foundation.Process's weak references, and the test HTTP server's
-# Data values and a static test payload (Swift stores class references with spare bits in enums such as
-# Data's representation, which LSan's conservative scan does not recognise).
+# Data values, a static test payload and the CLI tests' captured output (Swift stores class references with
+# spare bits in enums such as Data's representation, which LSan's conservative scan does not recognise).
+# The CLI tests' child processes run without leak checking (Tests/CLITests/CLISupport.swift says why).
 printf '%s\n' 'leak:libXCTest.so' 'leak:libcurl.so' 'leak:10Foundation7ProcessC3run' \
-    'leak:ModelStoreB0V6Server' 'leak:ModelStoreB0V7payload' > "$scratch/lsan-suppressions.txt"
+    'leak:ModelStoreB0V6Server' 'leak:ModelStoreB0V7payload' 'leak:CLITests3CLIO3run' > "$scratch/lsan-suppressions.txt"
 echo "== swift test --sanitize=$kind ${filterArguments[*]:-} (log: $log) =="
 # swiftc rejects -sanitize=undefined on Linux (Swift code traps on overflow and out-of-bounds by
 # itself), so "undefined" means: ASan for everything plus -fsanitize=undefined for the project's C
