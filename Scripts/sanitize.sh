@@ -21,7 +21,7 @@ esac
 shift
 filter=("$@")
 if [[ ${#filter[@]} -eq 0 && "$kind" == thread ]]; then
-    filter=("GEMM|Conv|Elementwise|Reduce|Softmax|Threading|MathOps|Interpreter|LayerNorm|Unary|FusedKernel|Skinny|Rewrite|TextLength|Tokenizer|BrokenInputDownload")
+    filter=("GEMM|Conv|Elementwise|Reduce|Softmax|Threading|MathOps|Interpreter|LayerNorm|Unary|FusedKernel|Skinny|Rewrite|TextLength|Padded|Tokenizer|BrokenInputDownload")
 fi
 filterArguments=()
 [[ ${#filter[@]} -gt 0 ]] && filterArguments=(--filter "${filter[0]}")
