@@ -662,9 +662,11 @@ struct KernelBench {
     /// accumulating into a zeroed output as `linear` does. The weights rotate through enough
     /// copies (64 MB) that each call finds its weight out of cache, as in the fusion graph, whose
     /// 75 MB of weights exceed the L3. `referenceMilliseconds` is sgemm's time, the error is the
-    /// largest |skinny - sgemm| relative to max(1, |sgemm|).
+    /// largest |skinny - sgemm| relative to max(1, |sgemm|). The weights have the row pitch the
+    /// loader gives such a weight (`MatrixRowPadding`), and both kernels read them at it.
     func skinny(name: String, m: Int, k: Int, n: Int, random: inout SplitMix64) throws -> Result {
-        let size = k * n
+        let pitch = MatrixRowPadding.rowPitch(dataType: .float32, shape: [k, n]) ?? n
+        let size = k * pitch
         let copies = max(2, (64 << 20) / (size * MemoryLayout<Float>.stride) + 1)
         let weights = UnsafeMutablePointer<Float>.allocate(capacity: copies * size)
         defer { weights.deallocate() }
@@ -683,7 +685,7 @@ struct KernelBench {
                 time {
                     guard let base = c.baseAddress else { return }
                     base.update(repeating: 0, count: m * n)
-                    SkinnyGEMM.accumulate(rows: m, k: k, n: n, a: aPointer, w: next(), c: base, path: path)
+                    SkinnyGEMM.accumulate(rows: m, k: k, n: n, a: aPointer, w: next(), wRowPitch: pitch, c: base, path: path)
                 }
             }
             let sgemmTime = try plain.withUnsafeMutableBufferPointer { c in
@@ -691,7 +693,7 @@ struct KernelBench {
                     guard let base = c.baseAddress else { return }
                     base.update(repeating: 0, count: m * n)
                     try BLAS.sgemm(transposeA: false, transposeB: false, m: m, n: n, k: k, alpha: 1, a: aPointer, lda: k,
-                                   b: next(), ldb: n, beta: 1, c: base, ldc: n)
+                                   b: next(), ldb: pitch, beta: 1, c: base, ldc: n)
                 }
             }
             // One more call of each on the same copy for the comparison.
@@ -699,15 +701,15 @@ struct KernelBench {
             fast.withUnsafeMutableBufferPointer { c in
                 guard let base = c.baseAddress else { return }
                 base.update(repeating: 0, count: m * n)
-                SkinnyGEMM.accumulate(rows: m, k: k, n: n, a: aPointer, w: weight, c: base, path: path)
+                SkinnyGEMM.accumulate(rows: m, k: k, n: n, a: aPointer, w: weight, wRowPitch: pitch, c: base, path: path)
             }
             try plain.withUnsafeMutableBufferPointer { c in
                 guard let base = c.baseAddress else { return }
                 try BLAS.sgemm(transposeA: false, transposeB: false, m: m, n: n, k: k, alpha: 1, a: aPointer, lda: k,
-                               b: weight, ldb: n, beta: 0, c: base, ldc: n)
+                               b: weight, ldb: pitch, beta: 0, c: base, ldc: n)
             }
             let worst = zip(fast, plain).map { Double(abs($0 - $1)) / max(1, Double(abs($1))) }.max() ?? 0
-            return Result(name: "\(name) (\(path.rawValue))", milliseconds: skinnyTime, rate: nil, ofPeak: nil,
+            return Result(name: "\(name) (\(path.rawValue)\(pitch == n ? "" : ", rows padded"))", milliseconds: skinnyTime, rate: nil, ofPeak: nil,
                           referenceMilliseconds: sgemmTime, maximumError: worst, baseline: "sgemm")
         }
     }

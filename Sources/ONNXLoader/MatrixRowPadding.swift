@@ -47,7 +47,7 @@ public enum MatrixRowPadding {
     }
 
     /// The row pitch in elements for a matrix operand of this layout, or nil to keep it contiguous.
-    static func rowPitch(dataType: DataType, shape: [Int]) -> Int? {
+    public static func rowPitch(dataType: DataType, shape: [Int]) -> Int? {
         guard dataType == .float32, shape.count == 2, shape[0] >= 16, shape[1] > 0,
               (shape[1] * dataType.byteSize) % 2048 == 0 else { return nil }
         return shape[1] + extraElements
