@@ -316,7 +316,8 @@ static void ck_skinny_part(void *context, int part) {
 
 // Slices of k for `parts` threads: about CK_SLICES per thread (2 measured better than 1 and 4),
 // each a multiple of the block and at least 4 blocks.
-static ptrdiff_t ck_skinny_slice_rows(ptrdiff_t k, int parts) {
+ptrdiff_t ck_skinny_slice_rows(ptrdiff_t k, int parts) {
+    if (parts < 1) parts = 1;
     ptrdiff_t slice = (k + CK_SLICES * parts - 1) / (CK_SLICES * parts);
     slice = (slice + KBLOCK - 1) / KBLOCK * KBLOCK;
     return slice < 4 * KBLOCK ? 4 * KBLOCK : slice;

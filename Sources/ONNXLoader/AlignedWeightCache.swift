@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import Tensor
 
 /// Where the aligned weight cache lives and whether it is used.
 public struct WeightCacheSettings: Sendable, Equatable {
@@ -109,9 +110,7 @@ final class AlignedWeightCache: @unchecked Sendable {
         /// Copies the contiguous bytes at `source` into this layout at `destination` (`span` bytes;
         /// the gaps are left as they are).
         func copyRows(from source: UnsafeRawPointer, to destination: UnsafeMutableRawPointer) {
-            for row in 0..<rows {
-                (destination + row * pitchBytes).copyMemory(from: source + row * rowBytes, byteCount: rowBytes)
-            }
+            PaddedRows.copyRows(rows, rowBytes: rowBytes, from: source, pitch: rowBytes, to: destination, pitch: pitchBytes)
         }
 
         /// Whether the rows at `stored` (this layout) equal the contiguous bytes at `source`.

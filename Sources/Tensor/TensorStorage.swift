@@ -117,7 +117,7 @@ public final class TensorStorage: @unchecked Sendable {
 /// stores such weights padded where it has to place them anyway (the aligned weight cache, or its
 /// copy of a misaligned weight), so the layout costs no extra memory or copy.
 ///
-/// Kernels that know the layout (`linear`, `matmul`) ask `Tensor.matrixRows`; every other reader
+/// Kernels that know the layout (`linear`, `matmul`) ask `Tensor.floatMatrixRows()`; every other reader
 /// uses `TensorStorage.pointer` and gets a contiguous copy, made once on first use and kept, so no
 /// op can misread the gaps.
 public final class PaddedRows: @unchecked Sendable {
@@ -165,11 +165,18 @@ public final class PaddedRows: @unchecked Sendable {
         guard let destination = TensorStorage.allocateAligned(max(rows * rowBytes, 64)) else {
             fatalError("out of memory copying a \(rows)x\(rowLength) weight to contiguous rows")
         }
-        for row in 0..<rows {
-            (destination + row * rowBytes).copyMemory(from: base + row * rowPitch * elementSize, byteCount: rowBytes)
-        }
+        Self.copyRows(rows, rowBytes: rowBytes, from: base, pitch: rowPitch * elementSize, to: destination, pitch: rowBytes)
         copy = destination
         return destination
+    }
+
+    /// Copies `rows` rows of `rowBytes` bytes from rows `sourcePitch` bytes apart to rows
+    /// `destinationPitch` bytes apart: padding a matrix, or packing it back to contiguous rows.
+    public static func copyRows(_ rows: Int, rowBytes: Int, from source: UnsafeRawPointer, pitch sourcePitch: Int,
+                                to destination: UnsafeMutableRawPointer, pitch destinationPitch: Int) {
+        for row in 0..<rows {
+            (destination + row * destinationPitch).copyMemory(from: source + row * sourcePitch, byteCount: rowBytes)
+        }
     }
 }
 
@@ -189,7 +196,9 @@ extension Tensor {
         let destination = owner.base.bindMemory(to: Float.self, capacity: total)
         destination.initialize(repeating: gap, count: total)
         if let source = floats.baseAddress {
-            for row in 0..<rows { (destination + row * rowPitch).update(from: source + row * rowLength, count: rowLength) }
+            let size = MemoryLayout<Float>.size
+            PaddedRows.copyRows(rows, rowBytes: rowLength * size, from: source, pitch: rowLength * size,
+                                to: destination, pitch: rowPitch * size)
         }
         let padded = PaddedRows(base: owner.base, rows: rows, rowLength: rowLength, rowPitch: rowPitch,
                                 elementSize: MemoryLayout<Float>.size)

@@ -112,7 +112,7 @@ import CKernels
     func threadedKernelIsDeterministic(rows: Int, k: Int, n: Int) throws {
         guard SkinnyGEMM.cpuHasAVX2FMA else { return }
         let parts: Int32 = 2
-        let slice = max((k / 4 + 15) / 16 * 16, 64)
+        let slice = ck_skinny_slice_rows(k, parts)
         var generator = SplitMix64(seed: UInt64(7 + rows))
         let x = generator.floats(rows * k, -1, 1)
         let weight = generator.floats(k * n, -1, 1)

@@ -29,6 +29,10 @@ void ck_skinny_partial_avx2(ptrdiff_t m, ptrdiff_t k, const float *a, ptrdiff_t 
 void ck_skinny_reduce(ptrdiff_t m, ptrdiff_t n, const float *partials, ptrdiff_t count, ptrdiff_t stride,
                       float *c, ptrdiff_t ldc, ptrdiff_t j0, ptrdiff_t j1);
 
+/// Rows of W per slice of k that ck_skinny_gemm_avx2 hands its `parts` threads: about 2 slices per
+/// thread, each a multiple of the 16-row block and at least 4 blocks (the last slice takes the rest).
+ptrdiff_t ck_skinny_slice_rows(ptrdiff_t k, int parts);
+
 /// Floats of the `partials` workspace ck_skinny_gemm_avx2 needs for `parts` threads: one partial
 /// buffer per slice of k, at most 2 slices per thread.
 ptrdiff_t ck_skinny_workspace_floats(ptrdiff_t m, ptrdiff_t n, int parts);
