@@ -22,7 +22,7 @@ struct BenchCommand: ParsableCommand {
         directory). Each row runs --warmup times untimed, then --runs times; median and minimum \
         wall time are shown, GFLOP/s against the FLOP floor (image 70.5 GFLOP per 8 frames, text \
         5.96 GFLOP per 77-token row, counted for the tokens actually run on the true-length row, \
-        fusion 0.30 GFLOP per video) and the process's peak RSS so far (getrusage ru_maxrss; for the process rows, the child's own VmHWM).
+        fusion 0.30 GFLOP per video; shown only for models of that size, feature width 512) and the process's peak RSS so far (getrusage ru_maxrss; for the process rows, the child's own VmHWM).
 
         Threads: --threads N (default: all cores) is the engine's one thread limit: large GEMMs are \
         split into N single-threaded OpenBLAS calls, and the engine's own loops (softmax, LayerNorm, \
@@ -32,7 +32,9 @@ struct BenchCommand: ParsableCommand {
         --compare-ort runs Reference/bench_ort.py with the project venv (.venv/bin/python, or \
         $ACTION_CLIP_PYTHON) on the same model files and the same inputs, in a child process that \
         runs one graph per request: each of our runs of a graph is followed by one of ONNX Runtime's, \
-        so both see the same machine, and ours/ORT is the ratio of the two medians. Each fusion sample \
+        so both see the same machine, and ours/ORT is the ratio of the two medians; "paired" is the \
+        median of the per-sample ratios (each of our runs over the ONNX Runtime run right after it), \
+        which a drift of the machine's speed during the row moves less. Each fusion sample \
         is 10 runs back to back on both engines. The text rows \
         share one set of ONNX Runtime runs (the full 77-token graph, alternated with the true-length \
         row).
@@ -83,9 +85,23 @@ struct BenchCommand: ParsableCommand {
         var median: Double { Statistics.median(times) }
         var minimum: Double { times.min() ?? 0 }
         var ortMedian: Double? { ortTimes.isEmpty ? nil : Statistics.median(ortTimes) }
+        /// Whether `ortTimes[i]` was taken right after `times[i]` (false when the row reuses
+        /// another row's ONNX Runtime times).
+        var alternated = false
+        /// The median of the per-sample ratios ours_i / ORT_i of an alternated row. This VM's
+        /// speed drifts by 10-20 % over seconds; a drift moves both runs of a pair, so this
+        /// estimate of the ratio varies less between bench runs than the ratio of the medians.
+        var pairedRatio: Double? {
+            guard alternated, !times.isEmpty, times.count == ortTimes.count, !ortTimes.contains(where: { $0 <= 0 }) else { return nil }
+            return Statistics.median(zip(times, ortTimes).map { $0 / $1 })
+        }
     }
 
     func run() throws {
+        // The clip is used only by the job rows, minutes in: check it before anything is timed.
+        if let video, !FileManager.default.isReadableFile(atPath: video) {
+            throw CLIError("\(video): file not found or not readable")
+        }
         models.applyThreads()
         let threads = Threading.threadCount
         let networks = try models.loadNetworks()
@@ -96,7 +112,14 @@ struct BenchCommand: ParsableCommand {
         // Inputs: seeded, shaped like the real ones.
         var random = SplitMix64(seed: 2024)
         let frames = try Tensor(random.floats(8 * 3 * 224 * 224, -2, 2), shape: [8, 3, 224, 224])
-        let frameFeatures = try Tensor(random.floats(8 * 512, -1, 1), shape: [1, 8, 512])
+        // The fusion graph's declared feature width (512 in the ailia files; smaller in test models).
+        let featureWidth: Int
+        if let shape = networks.fusion.inputs.first?.info.shape, shape.count == 3, case .fixed(let width) = shape[2], width > 0 {
+            featureWidth = width
+        } else {
+            featureWidth = 512
+        }
+        let frameFeatures = try Tensor(random.floats(8 * featureWidth, -1, 1), shape: [1, 8, featureWidth])
         let tokens = try userFacing { try classifier.promptTokens(labels: labels) }
         let encoder = try networks.textEncoder
         let buckets = encoder.plan(tokens)
@@ -141,8 +164,11 @@ struct BenchCommand: ParsableCommand {
                 }
             }
             if reuseORT, let ortKey { ortTimes = rows.last(where: { $0.ortKey == ortKey && !$0.ortTimes.isEmpty })?.ortTimes ?? [] }
-            rows.append(Row(name: name, times: times, gigaFLOPs: gigaFLOPs, peakRSSMegabytes: Self.peakRSSMegabytes(),
-                            ortKey: ortKey, ortTimes: ortTimes, note: note, ops: ops ? collected.totals : [], runsPerSample: repeats))
+            // The FLOP floors are those of the ailia ViT-B/32 graphs; for other sizes no rate is shown.
+            var row = Row(name: name, times: times, gigaFLOPs: featureWidth == 512 ? gigaFLOPs : nil, peakRSSMegabytes: Self.peakRSSMegabytes(),
+                          ortKey: ortKey, ortTimes: ortTimes, note: note, ops: ops ? collected.totals : [], runsPerSample: repeats)
+            row.alternated = alternate != nil
+            rows.append(row)
         }
 
         try measure("image (8 frames)", gigaFLOPs: 70.5, ortKey: "image") { _ = try networks.encodeFrames(frames) }
@@ -368,7 +394,7 @@ struct BenchCommand: ParsableCommand {
         text += "\n\n"
         text += Padding.left("row", 38) + Padding.right("median ms", 11) + Padding.right("min ms", 11)
             + Padding.right("GFLOP/s", 10) + Padding.right("peak MB", 10)
-        text += (ortVersion != nil ? Padding.right("ORT ms", 11) + Padding.right("ours/ORT", 10) : "") + "\n"
+        text += (ortVersion != nil ? Padding.right("ORT ms", 11) + Padding.right("ours/ORT", 10) + Padding.right("paired", 8) : "") + "\n"
         for row in rows {
             let rate = row.gigaFLOPs.map { String(format: "%.1f", $0 / (row.median / 1000)) } ?? "-"
             text += Padding.left(row.name, 38) + Padding.right(String(format: "%.1f", row.median), 11)
@@ -377,8 +403,9 @@ struct BenchCommand: ParsableCommand {
             if ortVersion != nil {
                 if let ort = row.ortMedian {
                     text += Padding.right(String(format: "%.1f", ort), 11) + Padding.right(String(format: "%.3f", row.median / ort), 10)
+                        + Padding.right(row.pairedRatio.map { String(format: "%.3f", $0) } ?? "-", 8)
                 } else {
-                    text += Padding.right("-", 11) + Padding.right("-", 10)
+                    text += Padding.right("-", 11) + Padding.right("-", 10) + Padding.right("-", 8)
                 }
             }
             text += "\n"
@@ -415,6 +442,7 @@ struct BenchCommand: ParsableCommand {
                 members.append(("ort_min_ms", .number(row.ortTimes.min() ?? ort)))
                 members.append(("ort_times_ms", .array(row.ortTimes.map { .number($0) })))
                 members.append(("ratio_to_ort", .number(row.median / ort)))
+                if let paired = row.pairedRatio { members.append(("paired_ratio_to_ort", .number(paired))) }
             }
             if let note = row.note { members.append(("note", .string(note))) }
             if !row.ops.isEmpty {

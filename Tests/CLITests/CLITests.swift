@@ -205,6 +205,53 @@ import Testing
         #expect(items.first?["ids"] as? [Int] == expected)
     }
 
+    /// `bench --compare-ort --json` on the tiny models (ONNX Runtime from the project venv, which
+    /// Scripts/setup.sh creates): every row has its samples; the ratio columns are what the
+    /// samples say, recomputed here; a row that reuses another row's ONNX Runtime runs has no
+    /// paired ratio; and no GFLOP/s is claimed for models smaller than the ailia ones.
+    @Test func benchReportsRatiosFromItsOwnSamples() throws {
+        let python = CLI.repositoryRoot.appendingPathComponent(".venv/bin/python").path
+        try #require(FileManager.default.isExecutableFile(atPath: python), "\(python) is missing: run Scripts/setup.sh first")
+        let models = try CLI.tinyModelDirectory()
+        defer { try? FileManager.default.removeItem(at: models) }
+        let result = try CLI.run(["bench", "--model-dir", models.path, "--offline", "--runs", "3", "--warmup", "0",
+                                  "--threads", "2", "--compare-ort", "--json", "--video", CLI.sampleClip],
+                                 in: CLI.repositoryRoot)
+        #expect(result.status == 0, "stderr: \(result.standardError)")
+        let report = try #require(try CLI.json(result.standardOutput) as? [String: Any])
+        #expect(report["onnxruntime"] is String)
+        let rows = try #require(report["rows"] as? [[String: Any]])
+        let names = rows.compactMap { $0["name"] as? String }
+        #expect(names.count == 9, "rows: \(names)")
+        func median(_ values: [Double]) -> Double {
+            let sorted = values.sorted()
+            return sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
+        }
+        for row in rows {
+            let name = row["name"] as? String ?? "?"
+            let times = try #require(row["times_ms"] as? [Double], "\(name)")
+            #expect(times.count == 3 && times.allSatisfy { $0 > 0 }, "\(name): \(times)")
+            #expect(row["gflops"] == nil, "\(name) claims a FLOP rate for the tiny models")
+            guard let ortTimes = row["ort_times_ms"] as? [Double] else { continue }
+            let ratio = try #require(row["ratio_to_ort"] as? Double, "\(name)")
+            #expect(abs(ratio - median(times) / median(ortTimes)) <= 1e-9 * ratio, "\(name)")
+            if name.hasPrefix("text full") {
+                #expect(row["paired_ratio_to_ort"] == nil, "\(name) reuses the true-length row's ONNX Runtime runs")
+            } else {
+                let paired = try #require(row["paired_ratio_to_ort"] as? Double, "\(name) has no paired ratio")
+                let expected = median(zip(times, ortTimes).map { $0 / $1 })
+                #expect(abs(paired - expected) <= 1e-9 * expected, "\(name): \(paired) vs \(expected)")
+            }
+        }
+        #expect(rows.filter { $0["paired_ratio_to_ort"] != nil }.count == 3, "image, fusion and text true length")
+    }
+
+    @Test func benchRejectsAMissingClipBeforeTiming() throws {
+        let result = try CLI.run(["bench", "--model-dir", "/nonexistent", "--offline", "--video", "/nonexistent/clip.gif"])
+        #expect(result.status == 1)
+        #expect(result.standardError.contains("/nonexistent/clip.gif: file not found"), "stderr: \(result.standardError)")
+    }
+
     @Test func preprocessWritesTheNetworkInput() throws {
         let directory = try CLI.temporaryDirectory("preprocess")
         defer { try? FileManager.default.removeItem(at: directory) }
