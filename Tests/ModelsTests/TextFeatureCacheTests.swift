@@ -150,6 +150,79 @@ import Tensor
         #expect(warnings.all.count == 1 && warnings.all[0].contains("not written"))
     }
 
+    /// Sets a file's modification time `secondsAgo` seconds in the past (the clock's granularity
+    /// is too coarse to order stores made in one test by their own times).
+    static func age(_ path: String, secondsAgo: Double) throws {
+        try FileManager.default.setAttributes([.modificationDate: Date(timeIntervalSinceNow: -secondsAgo)], ofItemAtPath: path)
+    }
+
+    /// Beyond `maximumFiles`, a store deletes the least recently used files; a hit counts as a
+    /// use; files with other names in the directory are neither counted nor deleted.
+    @Test func storesEvictTheLeastRecentlyUsedFiles() throws {
+        let directory = Self.scratchDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let warnings = Warnings()
+        let cache = try TextFeatureCache(directory: directory, modelSHA256: Self.modelA, maximumFiles: 3, warn: { warnings.append($0) })
+        let sets = try (1...4).map { try Self.tokens(UInt64($0)) }
+        for (index, tokens) in sets.prefix(3).enumerated() {
+            cache.store(try Self.features(seed: UInt64(index)), for: tokens)
+            try Self.age(cache.path(for: tokens), secondsAgo: Double(300 - 100 * index))   // A oldest, then B, C
+        }
+        let foreign = ["notes.txt", "text-zz.features", "text-\(String(repeating: "0", count: 16))-short.features"]
+        for name in foreign {
+            FileManager.default.createFile(atPath: (directory as NSString).appendingPathComponent(name), contents: Data("x".utf8))
+            try Self.age((directory as NSString).appendingPathComponent(name), secondsAgo: 1000)
+        }
+        #expect(cache.lookup(sets[0]) != nil)   // A is used again: now the newest of the three
+        cache.store(try Self.features(seed: 3), for: sets[3])
+        #expect(cache.lookup(sets[1]) == nil, "B, the least recently used, is evicted")
+        for index in [0, 2, 3] { #expect(cache.lookup(sets[index]) != nil, "set \(index) is kept") }
+        let names = Set(try FileManager.default.contentsOfDirectory(atPath: directory))
+        #expect(names.filter { $0.hasSuffix(".features") && TextFeatureCache.isFeatureFileName($0) }.count == 3)
+        for name in foreign { #expect(names.contains(name), "\(name) is not the cache's to delete") }
+        #expect(warnings.all.isEmpty, "\(warnings.all)")
+    }
+
+    /// `maximumBytes` bounds the files' total size the same way; the file just written stays
+    /// even when it alone is over the bound.
+    @Test func storesKeepTheByteBound() throws {
+        let directory = Self.scratchDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let warnings = Warnings()
+        let sets = try (1...4).map { try Self.tokens(UInt64($0)) }
+        let features = try Self.features()
+        let probe = try Self.cache(directory, warnings: warnings)
+        probe.store(features, for: sets[0])
+        let attributes = try FileManager.default.attributesOfItem(atPath: probe.path(for: sets[0]))
+        let fileBytes = try #require((attributes[.size] as? NSNumber)?.intValue)
+        try Self.age(probe.path(for: sets[0]), secondsAgo: 300)
+        let cache = try TextFeatureCache(directory: directory, modelSHA256: Self.modelA, maximumBytes: 2 * fileBytes,
+                                         warn: { warnings.append($0) })
+        cache.store(features, for: sets[1])
+        try Self.age(cache.path(for: sets[1]), secondsAgo: 200)
+        #expect(cache.lookup(sets[0]) != nil, "two files fit")
+        try Self.age(cache.path(for: sets[0]), secondsAgo: 300)
+        cache.store(features, for: sets[2])
+        #expect(cache.lookup(sets[0]) == nil, "the oldest goes")
+        #expect(cache.lookup(sets[1]) != nil && cache.lookup(sets[2]) != nil)
+        let tiny = try TextFeatureCache(directory: directory, modelSHA256: Self.modelA, maximumBytes: 1, warn: { warnings.append($0) })
+        tiny.store(features, for: sets[3])
+        #expect(tiny.lookup(sets[3]) != nil, "the file just written is kept")
+        #expect(tiny.lookup(sets[1]) == nil && tiny.lookup(sets[2]) == nil)
+        #expect(warnings.all.isEmpty, "\(warnings.all)")
+    }
+
+    @Test func featureFileNamesAreRecognisedExactly() throws {
+        let cache = try TextFeatureCache(directory: "/tmp", modelSHA256: Self.modelA)
+        let name = (cache.path(for: try Self.tokens(1)) as NSString).lastPathComponent
+        #expect(TextFeatureCache.isFeatureFileName(name))
+        #expect(!TextFeatureCache.isFeatureFileName(name.uppercased()))
+        #expect(!TextFeatureCache.isFeatureFileName("." + name))
+        #expect(!TextFeatureCache.isFeatureFileName(name + ".tmp"))
+        #expect(!TextFeatureCache.isFeatureFileName(name.replacingOccurrences(of: "-", with: "_")))
+        #expect(!TextFeatureCache.isFeatureFileName("text-\(String(repeating: "g", count: 16))-\(String(repeating: "0", count: 32)).features"))
+    }
+
     @Test func directoryFollowsXDG() throws {
         #expect(TextFeatureCache.defaultDirectory(environment: ["XDG_CACHE_HOME": "/x/cache", "HOME": "/home/u"]) == "/x/cache/action-clip")
         // A relative XDG_CACHE_HOME is ignored, as the XDG spec requires.

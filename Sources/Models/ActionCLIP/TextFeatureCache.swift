@@ -29,6 +29,11 @@ import Tensor
 /// trusted: the lookup warns, reports a miss, and the next store rewrites it. Stores write a
 /// temporary file in the same directory and rename it into place, so a reader never sees a
 /// partial file. Failing to write (read-only directory) only warns.
+///
+/// Size: every new label set adds a file (about 0.4 MB for 10 labels), and files of an older
+/// numerics revision are never found again, so after each store the least recently used feature
+/// files (by modification time, which a hit refreshes) are deleted until at most `maximumFiles`
+/// files and `maximumBytes` bytes remain. Only file names this cache writes are counted or deleted.
 public struct TextFeatureCache: Sendable {
     /// Why a cache file could not be used or written (reported as a warning, never fatal).
     public struct Failure: Error, CustomStringConvertible {
@@ -46,7 +51,15 @@ public struct TextFeatureCache: Sendable {
     static let headerSize = 56
     static let checksumSize = 32
 
+    /// Default bounds of the directory's feature files: 256 label sets, 256 MiB.
+    public static let defaultMaximumFiles = 256
+    public static let defaultMaximumBytes = 256 << 20
+
     public let directory: String
+    /// Feature files kept in `directory` after a store (all models together).
+    public let maximumFiles: Int
+    /// Bytes of feature files kept in `directory` after a store.
+    public let maximumBytes: Int
     /// Hex SHA-256 of the text model file.
     public let modelSHA256: String
     let modelDigest: [UInt8]
@@ -69,11 +82,14 @@ public struct TextFeatureCache: Sendable {
 
     /// A cache in `directory` for the text model with this SHA-256; `warn` receives one line per ignored file.
     public init(directory: String = TextFeatureCache.defaultDirectory(), modelSHA256: String,
+                maximumFiles: Int = TextFeatureCache.defaultMaximumFiles, maximumBytes: Int = TextFeatureCache.defaultMaximumBytes,
                 warn: @escaping @Sendable (String) -> Void = TextFeatureCache.standardErrorWarning) throws {
         guard let digest = Self.bytes(hex: modelSHA256), digest.count == 32 else {
             throw Failure(description: "text feature cache: '\(modelSHA256)' is not a SHA-256 hex digest")
         }
         self.directory = directory
+        self.maximumFiles = max(1, maximumFiles)
+        self.maximumBytes = max(0, maximumBytes)
         self.modelSHA256 = modelSHA256.lowercased()
         self.modelDigest = digest
         self.warn = warn
@@ -101,7 +117,10 @@ public struct TextFeatureCache: Sendable {
             return nil
         }
         do {
-            return try decode(data, tokens: tokens)
+            let features = try decode(data, tokens: tokens)
+            // A hit counts as a use: the file moves to the back of the eviction order.
+            _ = utimensat(AT_FDCWD, filePath, nil, 0)
+            return features
         } catch {
             warn("text feature cache \(filePath): \(error.description); ignoring it and recomputing")
             return nil
@@ -124,6 +143,7 @@ public struct TextFeatureCache: Sendable {
                 try? FileManager.default.removeItem(atPath: temporary)
                 throw Failure(description: "cannot rename into place: \(reason)")
             }
+            prune(keeping: filePath)
         } catch let error as Failure {
             warn("text feature cache \(filePath): not written: \(error.description)")
         } catch {
@@ -137,6 +157,42 @@ public struct TextFeatureCache: Sendable {
         let computed = try compute(tokens)
         store(computed, for: tokens)
         return (computed, false)
+    }
+
+    // MARK: Size
+
+    /// Deletes the least recently used feature files until at most `maximumFiles` files and
+    /// `maximumBytes` bytes remain, never `kept` (the file just written). Housekeeping only:
+    /// a file that cannot be listed or deleted (another process got there first) is skipped.
+    func prune(keeping kept: String) {
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: directory) else { return }
+        var entries: [(modified: Date, path: String, bytes: Int)] = []
+        for name in names where Self.isFeatureFileName(name) {
+            let path = (directory as NSString).appendingPathComponent(name)
+            guard let attributes = try? FileManager.default.attributesOfItem(atPath: path),
+                  attributes[.type] as? FileAttributeType == .typeRegular else { continue }
+            entries.append((attributes[.modificationDate] as? Date ?? .distantPast, path,
+                            (attributes[.size] as? NSNumber)?.intValue ?? 0))
+        }
+        var count = entries.count
+        var bytes = entries.reduce(0) { $0 + $1.bytes }
+        // Oldest first; equal times (the clock's granularity) in name order, so the choice is stable.
+        for entry in entries.sorted(by: { ($0.modified, $0.path) < ($1.modified, $1.path) }) where entry.path != kept {
+            guard count > maximumFiles || bytes > maximumBytes else { break }
+            if (try? FileManager.default.removeItem(atPath: entry.path)) != nil {
+                count -= 1
+                bytes -= entry.bytes
+            }
+        }
+    }
+
+    /// `text-<16 hex>-<32 hex>.features`: the names `path(for:)` makes, and nothing else.
+    static func isFeatureFileName(_ name: String) -> Bool {
+        let characters = Array(name.utf8)
+        guard characters.count == 5 + 16 + 1 + 32 + 9, name.hasPrefix("text-"), name.hasSuffix(".features"),
+              characters[21] == UInt8(ascii: "-") else { return false }
+        let hexDigits = characters[5..<21] + characters[22..<54]
+        return hexDigits.allSatisfy { (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) || (UInt8(ascii: "a")...UInt8(ascii: "f")).contains($0) }
     }
 
     // MARK: Format
