@@ -54,6 +54,10 @@ void ck_skinny_gemm_portable(ptrdiff_t m, ptrdiff_t k, const float *a, ptrdiff_t
 /// input and output may be the same buffer. Only when ck_cpu_has_avx2_fma() returns 1.
 void ck_quick_gelu_avx2(const float *input, float *output, ptrdiff_t count);
 
+/// AVX2+FMA: output = softmax(input) over `count` floats (max subtracted first); input and output
+/// may be the same buffer. Only when ck_cpu_has_avx2_fma() returns 1.
+void ck_softmax_row_avx2(const float *input, float *output, ptrdiff_t count);
+
 // Attention heads of short sequences (AttentionHead.c; used by Sources/Tensor/Kernels/FusedAttention.swift).
 // Row i of Q is q + i * q_stride, likewise K, V and the weights; strides in floats.
 

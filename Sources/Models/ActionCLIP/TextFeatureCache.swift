@@ -46,8 +46,9 @@ public struct TextFeatureCache: Sendable {
     /// summation order, a rewrite on the text path), so a cached feature is always bit for bit what
     /// this build would compute and `--no-cache` prints the same probabilities. Part of the file
     /// name: files of another revision are not found (no warning) and are rewritten under the new
-    /// name. 2: the skinny kernel sums its k-slices in a fixed order (working session 6).
-    public static let numericsRevision: UInt32 = 2
+    /// name. 2: the skinny kernel sums its k-slices in a fixed order (working session 6). 3: the
+    /// attention's row softmax in AVX2+FMA (`Sources/CKernels/Softmax.c`, working session 7).
+    public static let numericsRevision: UInt32 = 3
     static let headerSize = 56
     static let checksumSize = 32
 

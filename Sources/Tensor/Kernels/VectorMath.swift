@@ -176,8 +176,19 @@ enum VectorMath {
         map(input, output, count: count) { $0 * sigmoid($0 * 1.702) }
     }
 
-    /// In-place softmax of one row: max, exp(x - max) with the sum accumulated in the same pass, scale.
+    /// Softmax of one row (output may be input): the AVX2+FMA C kernel when the CPU has it
+    /// (`CPUFeatures.avx2`), else the portable SIMD loop below.
     static func softmaxRow(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, count: Int) {
+        if CPUFeatures.avx2 {
+            ck_softmax_row_avx2(input, output, count)
+        } else {
+            portableSoftmaxRow(input, output, count: count)
+        }
+    }
+
+    /// Softmax with Swift SIMD only (SSE2 code in the default build), the reference for the C
+    /// kernel: max, exp(x - max) with the sum accumulated in the same pass, scale.
+    static func portableSoftmaxRow(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, count: Int) {
         let shift = maximum(input, count: count)
         var total = FloatVector(repeating: 0)
         var index = 0
