@@ -45,13 +45,9 @@ void ck_attention_context_portable(ptrdiff_t rows, ptrdiff_t keys, ptrdiff_t hea
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 
-#define CK_AVX2 __attribute__((target("avx2,fma")))
+#include "VectorAVX2.h"
 
-CK_AVX2 static inline float ck_sum8(__m256 x) {
-    const __m128 half = _mm_add_ps(_mm256_castps256_ps128(x), _mm256_extractf128_ps(x, 1));
-    const __m128 pair = _mm_add_ps(half, _mm_movehl_ps(half, half));
-    return _mm_cvtss_f32(_mm_add_ss(pair, _mm_movehdup_ps(pair)));
-}
+#define CK_AVX2 __attribute__((target("avx2,fma")))
 
 // Four keys at a time: each chunk of the query is loaded once for four dot products, and the
 // four FMA chains hide each other's latency.

@@ -11,7 +11,7 @@
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 
-#include "VectorExp.h"
+#include "VectorAVX2.h"
 
 __attribute__((target("avx2,fma")))
 static inline __m256 ck_quick_gelu_vector(__m256 x) {

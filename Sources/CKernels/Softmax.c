@@ -14,16 +14,7 @@
 #include <immintrin.h>
 #include <math.h>
 
-#include "VectorExp.h"
-
-__attribute__((target("avx2,fma")))
-static inline float ck_horizontal_sum(__m256 v) {
-    const __m128 low = _mm256_castps256_ps128(v), high = _mm256_extractf128_ps(v, 1);
-    __m128 sum = _mm_add_ps(low, high);
-    sum = _mm_add_ps(sum, _mm_movehl_ps(sum, sum));
-    sum = _mm_add_ss(sum, _mm_movehdup_ps(sum));
-    return _mm_cvtss_f32(sum);
-}
+#include "VectorAVX2.h"
 
 // e^(x - shift), NaN kept.
 __attribute__((target("avx2,fma")))
@@ -56,7 +47,7 @@ void ck_softmax_row_avx2(const float *input, float *output, ptrdiff_t count) {
         _mm256_storeu_ps(output + index, value);
         total = _mm256_add_ps(total, value);
     }
-    float sum = ck_horizontal_sum(total);
+    float sum = ck_sum8(total);
     if (index < count) {
         // The tail through a padded vector, so every element takes the same arithmetic; only the
         // real lanes are stored and summed.

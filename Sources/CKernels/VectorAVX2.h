@@ -1,9 +1,17 @@
-// e^x for x <= 0, 8 lanes in AVX2+FMA: VectorMath.exp's Cephes polynomial (Sources/Tensor/
-// Kernels/VectorMath.swift), shared by the C kernels that need it (QuickGELU.c, Softmax.c).
-// Include after <immintrin.h>, in x86 builds only.
+// AVX2+FMA vector helpers shared by the C kernels (AttentionHead.c, QuickGELU.c, Softmax.c):
+// e^x for x <= 0 (VectorMath.exp's Cephes polynomial, Sources/Tensor/Kernels/VectorMath.swift)
+// and the sum of 8 lanes. Include after <immintrin.h>, in x86 builds only.
 
-#ifndef CKERNELS_VECTOR_EXP_H
-#define CKERNELS_VECTOR_EXP_H
+#ifndef CKERNELS_VECTOR_AVX2_H
+#define CKERNELS_VECTOR_AVX2_H
+
+// Lanes summed as (low half + high half), then pairs, then the last two.
+__attribute__((target("avx2,fma")))
+static inline float ck_sum8(__m256 x) {
+    const __m128 half = _mm_add_ps(_mm256_castps256_ps128(x), _mm256_extractf128_ps(x, 1));
+    const __m128 pair = _mm_add_ps(half, _mm_movehl_ps(half, half));
+    return _mm_cvtss_f32(_mm_add_ss(pair, _mm_movehdup_ps(pair)));
+}
 
 __attribute__((target("avx2,fma")))
 static inline __m256 ck_exp_avx2(__m256 input) {
