@@ -184,25 +184,11 @@ import CKernels
         var values = generator.floats(1000, -12, 12) + generator.floats(37, -120, 120)
         values += [0, -0.0, 1e-30, -1e-30, 88, -88, 100, -100, .infinity, -.infinity, .nan, 3e38, -3e38]
         let expected = ReferenceKernels.quickGELU(values)
-        var portable = [Float](repeating: 0, count: values.count)
-        values.withUnsafeBufferPointer { input in
-            portable.withUnsafeMutableBufferPointer { output in
-                if let source = input.baseAddress, let destination = output.baseAddress {
-                    VectorMath.portableQuickGELU(source, destination, count: values.count)
-                }
-            }
-        }
+        let portable = applyKernel(values) { VectorMath.portableQuickGELU($0, $1, count: $2) }
         #expect(maxMixedError(portable, expected) < 1e-6)
         guard CPUFeatures.avx2 else { return }  // no AVX2 on this CPU: the portable kernel is the one in use
         for count in [values.count, 1, 7, 9, 16] {
-            var fast = [Float](repeating: 0, count: count)
-            values.withUnsafeBufferPointer { input in
-                fast.withUnsafeMutableBufferPointer { output in
-                    if let source = input.baseAddress, let destination = output.baseAddress {
-                        ck_quick_gelu_avx2(source, destination, count)
-                    }
-                }
-            }
+            let fast = applyKernel(values, count: count) { ck_quick_gelu_avx2($0, $1, $2) }
             #expect(maxMixedError(fast, Array(expected.prefix(count))) < 1e-6, "count \(count)")
             #expect(maxMixedError(fast, Array(portable.prefix(count))) < 1e-6, "count \(count)")
         }

@@ -21,3 +21,17 @@ func maxMixedError(_ a: [Float], _ b: [Float]) -> Float {
     }
     return worst
 }
+
+/// `kernel(input, output, count)` run on the first `count` values (all by default): the array form
+/// of the pointer kernels (AVX2 C functions and their portable Swift twins) the tests compare.
+func applyKernel(_ values: [Float], count: Int? = nil,
+                 _ kernel: (UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int) -> Void) -> [Float] {
+    let length = min(count ?? values.count, values.count)
+    var output = [Float](repeating: 0, count: length)
+    values.withUnsafeBufferPointer { input in
+        output.withUnsafeMutableBufferPointer { result in
+            if let source = input.baseAddress, let destination = result.baseAddress { kernel(source, destination, length) }
+        }
+    }
+    return output
+}

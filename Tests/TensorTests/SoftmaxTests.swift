@@ -62,15 +62,6 @@ import CKernels
     /// relative to each probability: widths with every tail length, masked (-inf) entries, large
     /// spreads; and rows with NaN, only -inf or +inf give NaN everywhere on both paths.
     @Test func rowKernelsAgree() throws {
-        func run(_ values: [Float], _ kernel: (UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int) -> Void) -> [Float] {
-            var output = [Float](repeating: 0, count: values.count)
-            values.withUnsafeBufferPointer { input in
-                output.withUnsafeMutableBufferPointer { result in
-                    if let source = input.baseAddress, let destination = result.baseAddress { kernel(source, destination, values.count) }
-                }
-            }
-            return output
-        }
         func relativeError(_ a: [Float], _ b: [Float]) -> Double {
             zip(a, b).map { abs(Double($0) - Double($1)) / max(Double(abs($1)), 1e-30) }.max() ?? 0
         }
@@ -82,11 +73,11 @@ import CKernels
                 var values = generator.floats(count, -spread, spread)
                 if count > 4 { for index in stride(from: 1, to: count, by: 3) { values[index] = -.infinity } }
                 let expected = ReferenceKernels.softmaxRows(values, rows: 1, columns: count)
-                let slow = run(values, portable)
+                let slow = applyKernel(values, portable)
                 // float32 rounds x - max (up to 60 here) before the exponential: a few 1e-6 relative.
                 #expect(relativeError(slow, expected) < 1e-5, "portable, \(count) wide, spread \(spread)")
                 guard CPUFeatures.avx2 else { continue }  // no AVX2 here: the portable kernel is the one in use
-                let quick = run(values, fast)
+                let quick = applyKernel(values, fast)
                 #expect(relativeError(quick, expected) < 1e-5, "AVX2, \(count) wide, spread \(spread)")
                 // Same shift and argument on both paths: they differ only by FMA and summation order.
                 #expect(relativeError(quick, slow) < 1e-6, "AVX2 against portable, \(count) wide, spread \(spread)")
@@ -103,9 +94,9 @@ import CKernels
         }
         for special: [Float] in [[1, .nan, 2, 3, 4, 5, 6, 7, 8, 9], [.nan], Array(repeating: -.infinity, count: 11),
                                  [0, 1, .infinity, 2, 3, 4, 5, 6, 7]] {
-            #expect(run(special, portable).allSatisfy { $0.isNaN }, "portable \(special)")
+            #expect(applyKernel(special, portable).allSatisfy { $0.isNaN }, "portable \(special)")
             guard CPUFeatures.avx2 else { continue }
-            #expect(run(special, fast).allSatisfy { $0.isNaN }, "AVX2 \(special)")
+            #expect(applyKernel(special, fast).allSatisfy { $0.isNaN }, "AVX2 \(special)")
         }
     }
 
