@@ -49,7 +49,7 @@ let package = Package(
 
         // MARK: Swift layers: data and kernels -> model import -> graph engine and pipeline -> CLI
         .target(name: "Tensor", dependencies: ["CBLAS", "CKernels"], swiftSettings: tensorSwiftSettings),
-        .target(name: "ONNXLoader", dependencies: ["ONNXProto", "Tensor"]),
+        .target(name: "ONNXLoader", dependencies: ["ONNXProto", "Tensor", "CKernels"]),
         .target(name: "Models", dependencies: ["Tensor", "ONNXLoader", "CGif", "CFFmpeg", "CZlib"]),
         .executableTarget(name: "CLI", dependencies: [
             "Models", "Tensor", "ONNXLoader",

@@ -593,6 +593,13 @@ struct KernelBench {
                                   referenceMilliseconds: nil, maximumError: nil))
         }
 
+        // The packed GEMM (weights in strips, as the loader stores them on AVX-512 CPUs) on the
+        // same shapes, against sgemm on the row-major weights; the few-row shapes with their
+        // weights out of cache, as in the fusion graph.
+        for (name, m, k, n) in shapes where n % PackedStrips.stripColumns == 0 {
+            results.append(try packed(name: name, m: m, k: k, n: n, peak: peak, random: &random))
+        }
+
         // The skinny-M kernel against sgemm on the fusion graph's shapes, then a row sweep for
         // the row range it is used for (SkinnyGEMM.rowRange).
         for (name, m, k, n) in [("fusion qkv", 8, 512, 1536), ("fusion out", 8, 512, 512), ("fusion fc", 8, 512, 2048),
@@ -686,6 +693,59 @@ struct KernelBench {
                       rate: nil, ofPeak: nil, referenceMilliseconds: sgemmTime, maximumError: worst, baseline: "sgemm")
     }
 
+    /// The packed GEMM (`PackedGEMM`, the kernel for this CPU) for one shape against sgemm on the
+    /// same weights row-major. Products of at most `SkinnyGEMM.rowRange` rows rotate through
+    /// enough weight copies (64 MB) that each call finds its weight out of cache. The error is the
+    /// largest |packed - sgemm| relative to max(1, |sgemm|).
+    func packed(name: String, m: Int, k: Int, n: Int, peak: Double, random: inout SplitMix64) throws -> Result {
+        let size = k * n
+        let copies = m <= SkinnyGEMM.rowRange.upperBound ? max(2, (64 << 20) / (size * MemoryLayout<Float>.stride) + 1) : 1
+        let rowMajor = UnsafeMutablePointer<Float>.allocate(capacity: copies * size)
+        let strips = UnsafeMutablePointer<Float>.allocate(capacity: copies * size)
+        defer { rowMajor.deallocate(); strips.deallocate() }
+        for index in 0..<(copies * size) { rowMajor[index] = random.float(-0.1, 0.1) }
+        for copy in 0..<copies { PackedStrips.pack(rows: k, columns: n, from: rowMajor + copy * size, rowPitch: n, into: strips + copy * size) }
+        let weights = (0..<copies).map { PackedStrips(base: UnsafePointer(strips + $0 * size), rows: k, columns: n) }
+        let a = random.floats(m * k)
+        var fast = [Float](repeating: 0, count: m * n), plain = fast
+        return try a.withUnsafeBufferPointer { aBuffer in
+            guard let aPointer = aBuffer.baseAddress else { throw CLIError("empty packed-GEMM input") }
+            var copy = 0
+            func next() -> Int {
+                copy = (copy + 1) % copies
+                return copy
+            }
+            let packedTime = fast.withUnsafeMutableBufferPointer { c in
+                time {
+                    guard let base = c.baseAddress else { return }
+                    PackedGEMM.multiply(rows: m, a: aPointer, lda: k, weights: weights[next()], c: base, ldc: n, accumulate: false)
+                }
+            }
+            let sgemmTime = try plain.withUnsafeMutableBufferPointer { c in
+                try time {
+                    guard let base = c.baseAddress else { return }
+                    try BLAS.sgemm(transposeA: false, transposeB: false, m: m, n: n, k: k, alpha: 1, a: aPointer, lda: k,
+                                   b: rowMajor + next() * size, ldb: n, beta: 0, c: base, ldc: n)
+                }
+            }
+            let last = next()
+            fast.withUnsafeMutableBufferPointer { c in
+                guard let base = c.baseAddress else { return }
+                PackedGEMM.multiply(rows: m, a: aPointer, lda: k, weights: weights[last], c: base, ldc: n, accumulate: false)
+            }
+            try plain.withUnsafeMutableBufferPointer { c in
+                guard let base = c.baseAddress else { return }
+                try BLAS.sgemm(transposeA: false, transposeB: false, m: m, n: n, k: k, alpha: 1, a: aPointer, lda: k,
+                               b: rowMajor + last * size, ldb: n, beta: 0, c: base, ldc: n)
+            }
+            let worst = zip(fast, plain).map { Double(abs($0 - $1)) / max(1, Double(abs($1))) }.max() ?? 0
+            let rate = 2 * Double(m) * Double(k) * Double(n) / (packedTime / 1000) / 1e9
+            return Result(name: "packed \(name) \(m)x\(k)x\(n) (\(PackedGEMM.path.rawValue)\(copies > 1 ? ", out of cache" : ""))",
+                          milliseconds: packedTime, rate: rate, ofPeak: rate / peak, referenceMilliseconds: sgemmTime,
+                          maximumError: worst, baseline: "sgemm")
+        }
+    }
+
     /// The skinny-M kernel (the path `linear` would take) against sgemm for one shape, both
     /// accumulating into a zeroed output as `linear` does. The weights rotate through enough
     /// copies (64 MB) that each call finds its weight out of cache, as in the fusion graph, whose
@@ -753,11 +813,16 @@ struct KernelBench {
     }
 
     static func report(_ results: [Result]) -> String {
-        var text = "kernels (median ms; GEMM: GFLOP/s and share of the measured sgemm peak; SIMD: speed-up over the Double reference; skinny: speed-up over sgemm, weights out of cache; attention heads: speed-up over the sgemm path)\n"
+        var text = "kernels (median ms; GEMM: GFLOP/s and share of the measured sgemm peak, packed: also speed-up over sgemm; SIMD: speed-up over the Double reference; skinny: speed-up over sgemm, weights out of cache; attention heads: speed-up over the sgemm path)\n"
         for result in results {
             if let rate = result.rate, let share = result.ofPeak {
                 text += "  " + Padding.left(result.name, 40)
-                    + String(format: " %9.3f ms %8.1f GFLOP/s %5.0f%%\n", result.milliseconds, rate, share * 100)
+                    + String(format: " %9.3f ms %8.1f GFLOP/s %5.0f%%", result.milliseconds, rate, share * 100)
+                if let reference = result.referenceMilliseconds {
+                    text += "  " + result.baseline + String(format: " %.3f ms  x%.2f  max error %.2g",
+                                                            reference, reference / max(result.milliseconds, 1e-9), result.maximumError ?? 0)
+                }
+                text += "\n"
             } else if let reference = result.referenceMilliseconds {
                 text += "  " + Padding.left(result.name, 40) + String(format: " %9.3f ms  ", result.milliseconds)
                     + Padding.left(result.baseline, 9)

@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import CKernels
 import Tensor
 
 /// Where the aligned weight cache lives and whether it is used.
@@ -64,58 +65,91 @@ public struct WeightCacheSettings: Sendable, Equatable {
 /// Layout (little-endian): "ACWEIGHT", UInt32 version, UInt32 entry count, UInt64 model key,
 /// UInt64 model file size; then per entry UInt64 initializer index, source offset, length, cache
 /// offset, row length in bytes, row pitch in bytes (both equal to the length when the tensor is
-/// stored contiguously); then the data (the gaps between padded rows are zero).
+/// stored contiguously; pitch 0 for a matrix in packed strips, `WeightPacking`); then the data
+/// (the gaps between padded rows are zero).
 final class AlignedWeightCache: @unchecked Sendable {
     static let magic: [UInt8] = Array("ACWEIGHT".utf8)
-    static let version: UInt32 = 2
+    static let version: UInt32 = 3
     static let headerSize = 32
     static let entrySize = 48
     static let alignment = 64
 
     /// How a tensor's bytes are laid out where the loader puts them: contiguous (one "row" of all
-    /// its bytes), or `rows` rows of `rowBytes` starting `pitchBytes` apart.
+    /// its bytes), `rows` rows of `rowBytes` starting `pitchBytes` apart, or a float32 matrix of
+    /// `rows` rows of `rowBytes` in packed strips (`PackedStrips`; same span as contiguous).
     struct Placement: Equatable {
         let rows: Int
         let rowBytes: Int
         let pitchBytes: Int
+        let isPacked: Bool
 
         var isPadded: Bool { pitchBytes != rowBytes }
+        /// Stored in a layout other than the model's row-major bytes.
+        var isRelaid: Bool { isPadded || isPacked }
         /// Bytes from the first row's start to the last row's end.
         var span: Int { rows == 0 ? 0 : (rows - 1) * pitchBytes + rowBytes }
+        /// The pitch field of a cache entry: 0 marks packed strips.
+        var storedPitch: Int { isPacked ? 0 : pitchBytes }
 
-        /// A 2-D layout with `rowPitch` (elements) longer than its rows is padded; anything else is contiguous.
-        init(layout: TensorLayout, rowPitch: Int?) {
-            if let rowPitch, layout.shape.count == 2, rowPitch > layout.shape[1], layout.shape[0] > 0 {
+        /// A 2-D float32 layout is packed when `packed` is set and it fits (`WeightPacking`); else a
+        /// 2-D layout with `rowPitch` (elements) longer than its rows is padded; anything else is contiguous.
+        init(layout: TensorLayout, rowPitch: Int?, packed: Bool = false) {
+            if packed, WeightPacking.fits(dataType: layout.dataType, shape: layout.shape) {
+                rows = layout.shape[0]
+                rowBytes = layout.shape[1] * layout.dataType.byteSize
+                pitchBytes = rowBytes
+                isPacked = true
+            } else if let rowPitch, layout.shape.count == 2, rowPitch > layout.shape[1], layout.shape[0] > 0 {
                 rows = layout.shape[0]
                 rowBytes = layout.shape[1] * layout.dataType.byteSize
                 pitchBytes = rowPitch * layout.dataType.byteSize
+                isPacked = false
             } else {
                 rows = 1
                 rowBytes = layout.byteCount
                 pitchBytes = layout.byteCount
+                isPacked = false
             }
         }
 
         /// A placement read from a cache file, checked: nil unless the rows tile `length` exactly
-        /// and the span fits in `available` bytes.
+        /// and the span fits in `available` bytes. `pitchBytes` 0 means packed strips, whose rows
+        /// must be whole strips of float32.
         init?(length: Int, rowBytes: Int, pitchBytes: Int, available: Int) {
-            guard length > 0, rowBytes > 0, length % rowBytes == 0, pitchBytes >= rowBytes else { return nil }
+            guard length > 0, rowBytes > 0, length % rowBytes == 0 else { return nil }
             rows = length / rowBytes
             self.rowBytes = rowBytes
+            if pitchBytes == 0 {
+                guard rowBytes % (PackedStrips.stripColumns * MemoryLayout<Float>.size) == 0, length <= available else { return nil }
+                self.pitchBytes = rowBytes
+                isPacked = true
+                return
+            }
+            guard pitchBytes >= rowBytes else { return nil }
             self.pitchBytes = pitchBytes
+            isPacked = false
             let (gaps, overflow) = (rows - 1).multipliedReportingOverflow(by: pitchBytes)
             guard !overflow, gaps <= available, rowBytes <= available - gaps else { return nil }
         }
 
+        /// Columns of a packed matrix.
+        private var columns: Int { rowBytes / MemoryLayout<Float>.size }
+
         /// Copies the contiguous bytes at `source` into this layout at `destination` (`span` bytes;
         /// the gaps are left as they are).
         func copyRows(from source: UnsafeRawPointer, to destination: UnsafeMutableRawPointer) {
+            if isPacked {
+                ck_pack_strips(rows, columns, source.assumingMemoryBound(to: Float.self), columns,
+                               destination.assumingMemoryBound(to: Float.self))
+                return
+            }
             PaddedRows.copyRows(rows, rowBytes: rowBytes, from: source, pitch: rowBytes, to: destination, pitch: pitchBytes)
         }
 
         /// Whether the rows at `stored` (this layout) equal the contiguous bytes at `source`.
         func rowsEqual(_ stored: UnsafeRawPointer, _ source: UnsafeRawPointer) -> Bool {
-            (0..<rows).allSatisfy { memcmp(stored + $0 * pitchBytes, source + $0 * rowBytes, rowBytes) == 0 }
+            if isPacked { return ck_packed_equal(rows, columns, source, stored) != 0 }
+            return (0..<rows).allSatisfy { memcmp(stored + $0 * pitchBytes, source + $0 * rowBytes, rowBytes) == 0 }
         }
     }
 
@@ -138,7 +172,8 @@ final class AlignedWeightCache: @unchecked Sendable {
     /// A name for the model's cache file: FNV-1a over the model without its raw_data, the raw_data
     /// ranges, the file size and whether MatMul weights are padded (so each setting has its own
     /// file). Collisions are harmless (the bytes and layouts are compared before use).
-    static func key(skeleton: [UInt8], ranges: [Range<Int>?], fileSize: Int, paddedRows: Bool = false) -> UInt64 {
+    static func key(skeleton: [UInt8], ranges: [Range<Int>?], fileSize: Int, paddedRows: Bool = false,
+                    packedStrips: Bool = false) -> UInt64 {
         var hash: UInt64 = 0xcbf2_9ce4_8422_2325
         func mix(_ byte: UInt8) { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
         func mix(_ value: Int) { withUnsafeBytes(of: UInt64(truncatingIfNeeded: value).littleEndian) { $0.forEach(mix) } }
@@ -149,6 +184,7 @@ final class AlignedWeightCache: @unchecked Sendable {
         }
         mix(fileSize)
         mix(paddedRows ? 1 : 0)
+        mix(packedStrips ? 1 : 0)
         return hash
     }
 
@@ -236,16 +272,16 @@ final class AlignedWeightCache: @unchecked Sendable {
             append(UInt64(entry.source.count))
             append(UInt64(entry.cacheOffset))
             append(UInt64(entry.placement.rowBytes))
-            append(UInt64(entry.placement.pitchBytes))
+            append(UInt64(entry.placement.storedPitch))
         }
         var ok = header.withUnsafeBytes { writeAll(descriptor, $0, at: 0) }
         for entry in entries where ok {
             let source = UnsafeRawBufferPointer(rebasing: model[entry.source])
-            guard entry.placement.isPadded else {
+            guard entry.placement.isRelaid else {
                 ok = writeAll(descriptor, source, at: entry.cacheOffset)
                 continue
             }
-            // Padded rows are assembled (gaps zeroed) and written in one call.
+            // Padded rows (gaps zeroed) or packed strips are assembled and written in one call.
             guard let sourceStart = source.baseAddress,
                   let scratch = UnsafeMutableRawBufferPointer.allocateZeroed(entry.placement.span) else { ok = false; break }
             defer { free(scratch.baseAddress) }

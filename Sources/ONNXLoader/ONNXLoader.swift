@@ -21,10 +21,12 @@ public enum ONNXLoader {
     /// `useWeightIndex` false parses the whole file with protobuf-c (see `parse`).
     /// `weightCache` says where aligned copies of misaligned weights are kept between runs
     /// (`AlignedWeightCache`); the default follows the environment. `padMatrixRows` lets the
-    /// loader store MatMul weights with padded rows where it writes them anyway (`MatrixRowPadding`).
+    /// loader store MatMul weights with padded rows where it writes them anyway (`MatrixRowPadding`),
+    /// `packMatrices` in packed strips (`WeightPacking`), which takes precedence where both apply.
     public static func load(contentsOf path: String, useWeightIndex: Bool = weightIndexEnabled,
                             weightCache: WeightCacheSettings = .fromEnvironment(),
-                            padMatrixRows: Bool = MatrixRowPadding.enabledByEnvironment) throws(ONNXLoadError) -> ONNXModel {
+                            padMatrixRows: Bool = MatrixRowPadding.enabledByEnvironment,
+                            packMatrices: Bool = WeightPacking.enabledByEnvironment) throws(ONNXLoadError) -> ONNXModel {
         let file: MappedFile
         do {
             file = try MappedFile.map(path)
@@ -36,7 +38,8 @@ public enum ONNXLoader {
             }
         }
         guard let base = file.base, file.size > 0 else { throw .emptyFile(path: path) }
-        let context = LoadContext(sourceName: path, baseDirectory: directory(of: path), padMatrixRows: padMatrixRows)
+        let context = LoadContext(sourceName: path, baseDirectory: directory(of: path), padMatrixRows: padMatrixRows,
+                                  packMatrices: packMatrices)
         // Weights whose raw_data is aligned keep `file` alive (they point into it); when none do,
         // the mapping is released as soon as this returns.
         return try parse(UnsafeRawBufferPointer(start: base, count: file.size), context: context, mapping: file,
@@ -47,8 +50,10 @@ public enum ONNXLoader {
     /// nil means the model must not use external data.
     /// Tensors never point into `bytes`, which the caller may free afterwards.
     public static func load(bytes: UnsafeRawBufferPointer, baseDirectory: String?, useWeightIndex: Bool = weightIndexEnabled,
-                            padMatrixRows: Bool = MatrixRowPadding.enabledByEnvironment) throws(ONNXLoadError) -> ONNXModel {
-        let context = LoadContext(sourceName: "<memory>", baseDirectory: baseDirectory, padMatrixRows: padMatrixRows)
+                            padMatrixRows: Bool = MatrixRowPadding.enabledByEnvironment,
+                            packMatrices: Bool = WeightPacking.enabledByEnvironment) throws(ONNXLoadError) -> ONNXModel {
+        let context = LoadContext(sourceName: "<memory>", baseDirectory: baseDirectory, padMatrixRows: padMatrixRows,
+                                  packMatrices: packMatrices)
         guard bytes.count > 0 else { throw .emptyFile(path: context.sourceName) }
         return try parse(bytes, context: context, mapping: nil, useWeightIndex: useWeightIndex, weightCache: .disabled)
     }
@@ -65,7 +70,8 @@ public enum ONNXLoader {
         if let index, mapping != nil, let directory = weightCache.directory,
            index.rawData.reduce(0, { $0 + ($1?.count ?? 0) }) >= weightCache.minimumBytes {
             cacheTarget = (directory, AlignedWeightCache.key(skeleton: index.skeleton, ranges: index.rawData, fileSize: bytes.count,
-                                                             paddedRows: context.padMatrixRows))
+                                                             paddedRows: context.padMatrixRows,
+                                                             packedStrips: context.packMatrices))
         }
         if let index {
             let cache = cacheTarget.flatMap { target in
@@ -160,7 +166,7 @@ struct ModelConverter {
             guard let nodePointer else { continue }
             nodes.append(try convertNode(nodePointer, index: index))
         }
-        let matrixOperands = context.padMatrixRows
+        let matrixOperands = context.padMatrixRows || context.packMatrices
             ? MatrixRowPadding.matrixOperands(nodes: nodes, graphOutputs: outputs.map(\.name),
                                               initializers: Set(cArray(graph.initializer, graph.n_initializer).map { cString($0?.pointee.name) }))
             : []

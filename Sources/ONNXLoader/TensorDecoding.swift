@@ -18,11 +18,14 @@ final class LoadContext {
     var mappedWeights: MappedWeights?
     /// Whether MatMul weights the loader writes anyway get padded rows (`MatrixRowPadding`).
     let padMatrixRows: Bool
+    /// Whether MatMul weights the loader writes anyway are stored in packed strips (`WeightPacking`).
+    let packMatrices: Bool
 
-    init(sourceName: String, baseDirectory: String?, padMatrixRows: Bool = false) {
+    init(sourceName: String, baseDirectory: String?, padMatrixRows: Bool = false, packMatrices: Bool = false) {
         self.sourceName = sourceName
         self.baseDirectory = baseDirectory
         self.padMatrixRows = padMatrixRows
+        self.packMatrices = packMatrices
     }
 
     /// Converts a `TensorProto` into a `Tensor`, validating every size against what is really present.
@@ -31,7 +34,7 @@ final class LoadContext {
     /// leaves the block alone and the tensor storage frees it), so weights exist in one copy.
     /// `subject` names the tensor in errors, e.g. "initializer 'fc.weight'". `initializerIndex` is
     /// the tensor's position among the graph's initializers, whose raw_data `mappedWeights` may hold;
-    /// `matrixOperand` says it is read only as a MatMul weight, so its rows may be padded.
+    /// `matrixOperand` says it is read only as a MatMul weight, so it may be packed or its rows padded.
     func decodeTensor(_ proto: UnsafeMutablePointer<Onnx__TensorProto>, subject: String,
                       initializerIndex: Int? = nil, matrixOperand: Bool = false) throws(ONNXLoadError) -> Tensor {
         let typeCode = proto.pointee.data_type
@@ -65,8 +68,9 @@ final class LoadContext {
             return try decodeRaw(proto, layout)
         }
         if let initializerIndex, let mappedWeights, let region = mappedWeights.region(initializerIndex) {
-            let rowPitch = matrixOperand && padMatrixRows ? MatrixRowPadding.rowPitch(dataType: dataType, shape: shape) : nil
-            return try mappedWeights.decode(region, index: initializerIndex, layout, rowPitch: rowPitch)
+            let packed = matrixOperand && packMatrices && WeightPacking.fits(dataType: dataType, shape: shape)
+            let rowPitch = matrixOperand && padMatrixRows && !packed ? MatrixRowPadding.rowPitch(dataType: dataType, shape: shape) : nil
+            return try mappedWeights.decode(region, index: initializerIndex, layout, rowPitch: rowPitch, packed: packed)
         }
         return try decodeTyped(proto, layout)
     }
@@ -269,18 +273,19 @@ final class MappedWeights {
         return UnsafeRawBufferPointer(rebasing: bytes[range])
     }
 
-    /// `rowPitch` (elements, for a 2-D layout) asks for padded rows where the bytes are written anyway.
+    /// `rowPitch` (elements, for a 2-D layout) asks for padded rows, `packed` for packed strips,
+    /// where the bytes are written anyway.
     func decode(_ region: UnsafeRawBufferPointer, index: Int, _ layout: TensorLayout,
-                rowPitch requestedPitch: Int? = nil) throws(ONNXLoadError) -> Tensor {
+                rowPitch requestedPitch: Int? = nil, packed: Bool = false) throws(ONNXLoadError) -> Tensor {
         guard region.count == layout.byteCount else {
             throw .invalidTensor(tensor: layout.subject, problem: "\(region.count) bytes of raw_data \(layout.describe) (expected \(layout.byteCount))")
         }
         guard layout.byteCount > 0, let start = region.baseAddress else { return try layout.zeros() }
-        let placement = AlignedWeightCache.Placement(layout: layout, rowPitch: requestedPitch)
+        let placement = AlignedWeightCache.Placement(layout: layout, rowPitch: requestedPitch, packed: packed)
         // Booleans are normalised to 0/1, which needs a writable copy; the mappings are read-only.
         if let mapping, layout.dataType != .bool {
-            // An aligned weight is used in place unless padding it now pays on every later load.
-            if Int(bitPattern: start) % layout.dataType.byteSize == 0, !(placement.isPadded && cacheWritable) {
+            // An aligned weight is used in place unless padding or packing it now pays on every later load.
+            if Int(bitPattern: start) % layout.dataType.byteSize == 0, !(placement.isRelaid && cacheWritable) {
                 return try Self.borrow(start, layout, keeper: mapping)
             }
             if let cache, let cached = cache.verifiedRegion(index, placement: placement, equalTo: region),
@@ -313,9 +318,14 @@ final class MappedWeights {
                                           ownership: .borrowed(keeper: keeper)))
     }
 
-    /// A tensor over bytes laid out as `placement` says (contiguous, or rows at a pitch).
+    /// A tensor over bytes laid out as `placement` says (contiguous, rows at a pitch, or packed strips).
     private static func wrap(_ start: UnsafeRawPointer, _ layout: TensorLayout, _ placement: AlignedWeightCache.Placement,
                              keeper: AnyObject & Sendable) throws(ONNXLoadError) -> Tensor {
+        if placement.isPacked {
+            let strips = PackedStrips(base: start.assumingMemoryBound(to: Float.self), rows: placement.rows,
+                                      columns: placement.rowBytes / MemoryLayout<Float>.size)
+            return try layout.wrapping(TensorStorage(packed: strips, keeper: keeper))
+        }
         guard placement.isPadded else { return try borrow(start, layout, keeper: keeper) }
         let rows = PaddedRows(base: start, rows: placement.rows, rowLength: placement.rowBytes / layout.dataType.byteSize,
                               rowPitch: placement.pitchBytes / layout.dataType.byteSize, elementSize: layout.dataType.byteSize)

@@ -28,14 +28,24 @@ public final class TensorStorage: @unchecked Sendable {
     /// Start of the bytes, in row-major order. Aligned to at least 16 bytes for every ownership
     /// kind except `.borrowed`, whose creator must check alignment for the element type it serves.
     /// For a storage of `PaddedRows` this is a contiguous copy made on first use (see there).
+    /// For a storage of `PackedStrips` it is likewise a contiguous copy made on first use.
     @inline(__always)
-    public var pointer: UnsafeMutableRawPointer { directPointer ?? padded.unsafelyUnwrapped.contiguous() }
+    public var pointer: UnsafeMutableRawPointer { directPointer ?? relaidContiguous() }
     public let byteCount: Int
     public let ownership: Ownership
     /// The matrix rows at a pitch, when this storage holds a weight matrix in that layout.
     public let padded: PaddedRows?
-    /// The bytes when they are stored contiguously (nil exactly when `padded` is set).
+    /// The matrix in strips of 32 columns, when this storage holds a weight matrix in that layout.
+    public let packed: PackedStrips?
+    /// The bytes when they are stored contiguously (nil exactly when `padded` or `packed` is set).
     private let directPointer: UnsafeMutableRawPointer?
+
+    /// The contiguous copy of a padded or packed matrix (kept out of line: the hot path is `directPointer`).
+    @inline(never)
+    private func relaidContiguous() -> UnsafeMutableRawPointer {
+        if let padded { return padded.contiguous() }
+        return packed.unsafelyUnwrapped.contiguous()
+    }
 
     /// Wraps memory that someone else allocated.
     public init(pointer: UnsafeMutableRawPointer, byteCount: Int, ownership: Ownership) {
@@ -43,6 +53,16 @@ public final class TensorStorage: @unchecked Sendable {
         self.byteCount = byteCount
         self.ownership = ownership
         self.padded = nil
+        self.packed = nil
+    }
+
+    /// Wraps a matrix someone else stored in packed strips, in memory `keeper` keeps alive.
+    public init(packed: PackedStrips, keeper: AnyObject & Sendable) {
+        self.directPointer = nil
+        self.byteCount = packed.rows * packed.columns * MemoryLayout<Float>.size
+        self.ownership = .borrowed(keeper: keeper)
+        self.padded = nil
+        self.packed = packed
     }
 
     /// Wraps a matrix whose rows someone else stored at a pitch, in memory `keeper` keeps alive
@@ -52,6 +72,7 @@ public final class TensorStorage: @unchecked Sendable {
         self.byteCount = padded.rows * padded.rowLength * padded.elementSize
         self.ownership = .borrowed(keeper: keeper)
         self.padded = padded
+        self.packed = nil
     }
 
     /// Allocates `byteCount` bytes (uninitialised), 64-byte aligned so SIMD loads never split a cache line.
@@ -63,6 +84,7 @@ public final class TensorStorage: @unchecked Sendable {
         self.byteCount = byteCount
         self.ownership = .allocated
         self.padded = nil
+        self.packed = nil
     }
 
     /// `byteCount` bytes from `malloc`'s heap (free with `free`), 64-byte aligned, with large
@@ -96,7 +118,7 @@ public final class TensorStorage: @unchecked Sendable {
     }
 
     deinit {
-        guard let directPointer else { return }  // padded rows are always borrowed
+        guard let directPointer else { return }  // padded rows and packed strips are always borrowed
         switch ownership {
         case .allocated, .malloced: free(directPointer)
         case .borrowed, .unowned: break
@@ -190,7 +212,7 @@ extension Tensor {
         guard rank == 2, rowPitch >= shape[1] else { throw .countMismatch(shape: shape, count: count) }
         let rows = shape[0], rowLength = shape[1]
         let total = try Shape.elementCount([rows, rowPitch])
-        guard let owner = PaddedCopyOwner(byteCount: total * MemoryLayout<Float>.size) else {
+        guard let owner = AlignedCopyOwner(byteCount: total * MemoryLayout<Float>.size) else {
             throw .allocationFailed(bytes: total * MemoryLayout<Float>.size)
         }
         let destination = owner.base.bindMemory(to: Float.self, capacity: total)
@@ -206,8 +228,8 @@ extension Tensor {
     }
 }
 
-/// Memory of a `paddedRowsCopy`, freed with its last tensor.
-private final class PaddedCopyOwner: @unchecked Sendable {
+/// Memory of a `paddedRowsCopy` or `packedStripsCopy`, freed with its last tensor.
+final class AlignedCopyOwner: @unchecked Sendable {
     let base: UnsafeMutableRawPointer
     init?(byteCount: Int) {
         guard let base = TensorStorage.allocateAligned(max(byteCount, 64)) else { return nil }

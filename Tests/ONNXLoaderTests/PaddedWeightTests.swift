@@ -93,7 +93,7 @@ import Tensor
     @Test func onlyMatMulOperandsWithAliasingRowsArePadded() throws {
         let (bytes, values) = Self.model()
         for padding in [true, false] {
-            let model = try bytes.withUnsafeBytes { try ONNXLoader.load(bytes: $0, baseDirectory: nil, padMatrixRows: padding) }
+            let model = try bytes.withUnsafeBytes { try ONNXLoader.load(bytes: $0, baseDirectory: nil, padMatrixRows: padding, packMatrices: false) }
             #expect(Self.paddedNames(model) == (padding ? ["w"] : []))
             Self.expectValues(model, values)
         }
@@ -115,20 +115,20 @@ import Tensor
         defer { try? FileManager.default.removeItem(at: directory) }
         let (bytes, values, path, settings) = try Self.modelFile(in: directory)
 
-        let first = try ONNXLoader.load(contentsOf: path, weightCache: settings, padMatrixRows: true)
+        let first = try ONNXLoader.load(contentsOf: path, weightCache: settings, padMatrixRows: true, packMatrices: false)
         #expect(Self.paddedNames(first) == ["w"])
         #expect(AlignedWeightCacheTests.owners(first, modelPath: path)["w"] == "arena")
         Self.expectValues(first, values)
 
-        let second = try ONNXLoader.load(contentsOf: path, weightCache: settings, padMatrixRows: true)
+        let second = try ONNXLoader.load(contentsOf: path, weightCache: settings, padMatrixRows: true, packMatrices: false)
         #expect(Self.paddedNames(second) == ["w"])
         #expect(AlignedWeightCacheTests.owners(second, modelPath: path)["w"] == "cache")
         Self.expectValues(second, values)
 
         // Without padding the same directory gets a second file (the setting is part of the key),
         // and nothing comes out padded.
-        _ = try ONNXLoader.load(contentsOf: path, weightCache: settings, padMatrixRows: false)
-        let unpadded = try ONNXLoader.load(contentsOf: path, weightCache: settings, padMatrixRows: false)
+        _ = try ONNXLoader.load(contentsOf: path, weightCache: settings, padMatrixRows: false, packMatrices: false)
+        let unpadded = try ONNXLoader.load(contentsOf: path, weightCache: settings, padMatrixRows: false, packMatrices: false)
         #expect(Self.paddedNames(unpadded).isEmpty)
         Self.expectValues(unpadded, values)
         let files = try FileManager.default.contentsOfDirectory(atPath: settings.directory ?? "").filter { $0.hasSuffix(".weights") }
@@ -138,7 +138,7 @@ import Tensor
         let index = try #require(bytes.withUnsafeBytes { WeightIndex.build($0) })
         let position = try #require(AlignedWeightCacheTests.initializerNames(bytes).firstIndex(of: "w"))
         let aligned = (index.rawData[position]?.lowerBound ?? 1) % 4 == 0
-        let uncached = try ONNXLoader.load(contentsOf: path, weightCache: .disabled, padMatrixRows: true)
+        let uncached = try ONNXLoader.load(contentsOf: path, weightCache: .disabled, padMatrixRows: true, packMatrices: false)
         #expect(Self.paddedNames(uncached) == (aligned ? [] : ["w"]))
         Self.expectValues(uncached, values)
     }
@@ -149,7 +149,7 @@ import Tensor
         let directory = try temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
         let (_, values, path, settings) = try Self.modelFile(in: directory)
-        _ = try ONNXLoader.load(contentsOf: path, weightCache: settings, padMatrixRows: true)
+        _ = try ONNXLoader.load(contentsOf: path, weightCache: settings, padMatrixRows: true, packMatrices: false)
         let file = try #require(try FileManager.default.contentsOfDirectory(atPath: settings.directory ?? "")
             .first { $0.hasSuffix(".weights") }.map { URL(fileURLWithPath: (settings.directory ?? "") + "/" + $0) })
         let original = try Data(contentsOf: file)
@@ -164,7 +164,7 @@ import Tensor
         }
         for (number, data) in damaged.enumerated() {
             try data.write(to: file)
-            let model = try ONNXLoader.load(contentsOf: path, weightCache: settings, padMatrixRows: true)
+            let model = try ONNXLoader.load(contentsOf: path, weightCache: settings, padMatrixRows: true, packMatrices: false)
             Self.expectValues(model, values)
             #expect(model.graph.initializers.count == values.count, "case \(number)")
         }

@@ -77,6 +77,27 @@ void ck_attention_scores_portable(ptrdiff_t rows, ptrdiff_t keys, ptrdiff_t head
 void ck_attention_context_portable(ptrdiff_t rows, ptrdiff_t keys, ptrdiff_t head_size, const float *weights,
                                    ptrdiff_t weights_stride, const float *v, ptrdiff_t v_stride, float *out, ptrdiff_t out_stride);
 
+// GEMM on weights packed at load into strips of 32 columns (PackedGEMM.c; used by
+// Sources/Tensor/Kernels/PackedGEMM.swift). Strip s of a packed W [k, n] (n a multiple of 32) is
+// W[0..k, 32s..32s+32] row after row: packed[(s * k + p) * 32 + j] = W[p, 32s + j].
+#define CK_PACKED_STRIP_COLUMNS 32
+/// 1 when this CPU supports AVX-512F (and the build targets x86-64), else 0. Cached after the first call.
+int ck_cpu_has_avx512f(void);
+/// Packs row-major W [k, n] (row stride ldw >= n, n a multiple of 32) into `packed` (k * n floats).
+void ck_pack_strips(ptrdiff_t k, ptrdiff_t n, const float *w, ptrdiff_t ldw, float *packed);
+/// The inverse: contiguous row-major W [k, n] from its packed strips.
+void ck_unpack_strips(ptrdiff_t k, ptrdiff_t n, const float *packed, float *w);
+/// 1 when the packed strips at `packed` hold exactly the bytes of row-major [k, n] `row_major`.
+int ck_packed_equal(ptrdiff_t k, ptrdiff_t n, const void *row_major, const void *packed);
+/// AVX-512F: for the strips s in [strip0, strip1), C[i, 32(s - strip0) + j] = (that element if accumulate)
+/// + sum over p < k of A[i, p] * W[p, 32s + j], for i < m and j < 32: C points at the output column
+/// of strip0's first column. A row stride lda, C row stride ldc.
+/// Each element is summed over p in order by fused multiply-adds. Only when ck_cpu_has_avx512f() returns 1.
+void ck_packed_gemm_avx512(ptrdiff_t m, ptrdiff_t k, const float *a, ptrdiff_t lda, const float *packed,
+                           float *c, ptrdiff_t ldc, ptrdiff_t strip0, ptrdiff_t strip1, int accumulate);
+/// Plain C version of the above, any CPU (a multiply and an add per step instead of an FMA).
+void ck_packed_gemm_portable(ptrdiff_t m, ptrdiff_t k, const float *a, ptrdiff_t lda, const float *packed,
+                             float *c, ptrdiff_t ldc, ptrdiff_t strip0, ptrdiff_t strip1, int accumulate);
 #ifdef __cplusplus
 }
 #endif

@@ -1,4 +1,5 @@
 import Foundation
+import ONNXLoader
 import Tensor
 
 /// On-disk cache of text features, so that a second run with the same labels skips the text
@@ -7,7 +8,7 @@ import Tensor
 /// Layout: one file per (text model, token matrix), i.e. per model and label set, in
 /// `$XDG_CACHE_HOME/action-clip/` (default `~/.cache/action-clip/`), named
 /// `text-<first 16 hex of the model sha256>-<first 32 hex of the sha256 of the token ids, their
-/// shape and the engine's numerics revision>.features`.
+/// shape, the engine's numerics revision and kernel variant>.features`.
 /// The key is the model file's SHA-256 and every row's 77 token ids (not the label strings), so a
 /// tokenizer or template change is a miss rather than a stale hit; `numericsRevision` does the
 /// same for an engine change that moves the features' last bits.
@@ -48,7 +49,17 @@ public struct TextFeatureCache: Sendable {
     /// name: files of another revision are not found (no warning) and are rewritten under the new
     /// name. 2: the skinny kernel sums its k-slices in a fixed order (working session 6). 3: the
     /// attention's row softmax in AVX2+FMA (`Sources/CKernels/Softmax.c`, working session 7).
-    public static let numericsRevision: UInt32 = 3
+    /// 4: the packed GEMM on AVX-512 CPUs (`Sources/CKernels/PackedGEMM.c`, working session 8).
+    public static let numericsRevision: UInt32 = 4
+
+    /// The kernel choices of this process that change the features' rounding: whether the loader
+    /// packs MatMul weights and which kernel multiplies them, and the AVX2 switch. Hashed into
+    /// the file name with the revision, so a run with `ACTION_CLIP_PACK_WEIGHTS=0` or
+    /// `ACTION_CLIP_AVX2=0` never reads features another kernel computed.
+    public static let numericsVariant: String = {
+        let packing = WeightPacking.enabledByEnvironment ? (CPUFeatures.avx512 ? "avx512" : "portable") : "off"
+        return "packed=\(packing) avx2=\(CPUFeatures.avx2)"
+    }()
     static let headerSize = 56
     static let checksumSize = 32
 
@@ -103,6 +114,7 @@ public struct TextFeatureCache: Sendable {
         let shape = tokens.shape.map { Int64($0).littleEndian }
         shape.withUnsafeBytes { hasher.update($0) }
         withUnsafeBytes(of: Self.numericsRevision.littleEndian) { hasher.update($0) }
+        Array(Self.numericsVariant.utf8).withUnsafeBytes { hasher.update($0) }
         let tokenHash = hasher.finalizeHex()
         let name = "text-\(modelSHA256.prefix(16))-\(tokenHash.prefix(32)).features"
         return (directory as NSString).appendingPathComponent(name)

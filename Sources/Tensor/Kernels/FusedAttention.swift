@@ -223,11 +223,11 @@ private func singleQueryAttention(_ x: Tensor, position: Int, inWeight: Tensor, 
         destination.update(from: source + position * batch * embed, count: batch * embed)
     }
     let query = try linear(rows, weight: inWeight, bias: inBias)         // [N, 3E]
-    // k and v for every position: columns [E, 3E) of the packed weight, read in place at its row
-    // pitch (3E, or more for `PaddedRows`).
+    // k and v for every position: columns [E, 3E) of the in-projection weight, read in place at
+    // its row pitch (3E, or more for `PaddedRows`), or as strips of `PackedStrips`.
     let keysValues = try kernelOutput(.float32, [length * batch, 2 * embed])
     let context = try kernelOutput(.float32, [batch, embed])
-    guard let xBase = x.floats.baseAddress, let weightRows = inWeight.floatMatrixRows(),
+    guard let xBase = x.floats.baseAddress,
           let biasBase = inBias.floats.baseAddress, let kv = keysValues.mutableFloats.baseAddress,
           let q = query.floats.baseAddress, let contextBase = context.mutableFloats.baseAddress else {
         return try linear(context, weight: outWeight, bias: outBias, residual: residual)
@@ -235,8 +235,15 @@ private func singleQueryAttention(_ x: Tensor, position: Int, inWeight: Tensor, 
     for row in 0..<(length * batch) {
         (kv + row * 2 * embed).update(from: biasBase + embed, count: 2 * embed)
     }
-    try BLAS.sgemm(transposeA: false, transposeB: false, m: length * batch, n: 2 * embed, k: embed, alpha: 1,
-                   a: xBase, lda: embed, b: weightRows.base + embed, ldb: weightRows.rowPitch, beta: 1, c: kv, ldc: 2 * embed)
+    let stripColumns = PackedStrips.stripColumns
+    if let packed = inWeight.floatPackedStrips(), embed % stripColumns == 0 {
+        // Packed weight (`PackedStrips`): columns [E, 3E) are whole strips.
+        PackedGEMM.multiply(rows: length * batch, a: xBase, lda: embed, weights: packed,
+                            strips: (embed / stripColumns)..<(3 * embed / stripColumns), c: kv, ldc: 2 * embed, accumulate: true)
+    } else if let weightRows = inWeight.floatMatrixRows() {
+        try BLAS.sgemm(transposeA: false, transposeB: false, m: length * batch, n: 2 * embed, k: embed, alpha: 1,
+                       a: xBase, lda: embed, b: weightRows.base + embed, ldb: weightRows.rowPitch, beta: 1, c: kv, ldc: 2 * embed)
+    }
     let maskBase = mask?.floats.baseAddress
     // One query row per group: nothing for sgemm to reuse, so the direct kernel at any length
     // (unless ACTION_CLIP_ATTENTION_HEADS forces a path).

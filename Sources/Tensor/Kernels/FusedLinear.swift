@@ -52,7 +52,10 @@ public func linear(_ x: Tensor, weight: Tensor, bias: Tensor?, residual: Tensor?
     }()
     let biasBase = bias?.floats.baseAddress
     let residualBase = residualInPlace?.floats.baseAddress
-    let skinnyPath = SkinnyGEMM.path(rows: rows, k: k, n: n)
+    // A weight the loader packed (`PackedStrips`) goes to the packed GEMM at any row count: its
+    // few-row case streams the strips as the skinny kernel streams rows, only faster.
+    let packedWeights = weight.floatPackedStrips()
+    let skinnyPath = packedWeights == nil ? SkinnyGEMM.path(rows: rows, k: k, n: n) : nil
     // Without an activation (or with the skinny kernel, which only accumulates) C starts as
     // residual + bias, or the bias, and sgemm adds the product (beta = 1): with beta = 0 OpenBLAS
     // would clear C in a pass of its own (`sgemm_beta`, 1.7 % of an image run in `perf`) and the
@@ -74,7 +77,10 @@ public func linear(_ x: Tensor, weight: Tensor, bias: Tensor?, residual: Tensor?
         }
     }
     // The weight may be stored with padded rows (`PaddedRows`); both kernels take its pitch.
-    if let source = x.floats.baseAddress, let weights = weight.floatMatrixRows() {
+    if let source = x.floats.baseAddress, let packedWeights {
+        PackedGEMM.multiply(rows: rows, a: source, lda: k, weights: packedWeights, c: destination, ldc: n,
+                            accumulate: initialiseFirst)
+    } else if let source = x.floats.baseAddress, let weights = weight.floatMatrixRows() {
         if let skinnyPath {
             // Few rows: stream the weight once instead of letting sgemm pack it (SkinnyGEMM.swift).
             SkinnyGEMM.accumulate(rows: rows, k: k, n: n, a: source, w: weights.base, wRowPitch: weights.rowPitch,

@@ -92,6 +92,11 @@ public func matmul(_ a: Tensor, _ b: Tensor) throws(KernelError) -> Tensor {
     // One B for every batch: a weight matrix, possibly stored with padded rows (`PaddedRows`),
     // whose pitch both kernels take, so it is never copied to contiguous rows.
     // A 1-D B is a [K, 1] column: its rows are one element apart.
+    if kernelProduct(bBatch[...]) == 1, kernelProduct(aBatch[...]) == batchCount, let packed = b.floatPackedStrips() {
+        // A weight the loader packed (`PackedStrips`): the packed GEMM at any row count.
+        PackedGEMM.multiply(rows: batchCount * m, a: aBase, lda: k, weights: packed, c: cBase, ldc: n, accumulate: false)
+        return output
+    }
     if kernelProduct(bBatch[...]) == 1, kernelProduct(aBatch[...]) == batchCount,
        let weights = b.rank > 1 ? b.floatMatrixRows() : b.floats.baseAddress.map({ (base: $0, rowPitch: 1) }) {
         if let path = SkinnyGEMM.path(rows: batchCount * m, k: k, n: n) {

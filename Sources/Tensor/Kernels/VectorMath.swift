@@ -291,4 +291,11 @@ public enum CPUFeatures {
         if let value = getenv("ACTION_CLIP_AVX2"), String(cString: value) == "0" { return false }
         return ck_cpu_has_avx2_fma() != 0
     }()
+
+    /// AVX-512F is present and not switched off with `ACTION_CLIP_AVX512=0` (which sends packed
+    /// weights to the portable kernel, e.g. to compare them).
+    public static let avx512: Bool = {
+        if let value = getenv("ACTION_CLIP_AVX512"), String(cString: value) == "0" { return false }
+        return ck_cpu_has_avx512f() != 0
+    }()
 }

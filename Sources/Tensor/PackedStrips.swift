@@ -1,0 +1,107 @@
+import CKernels
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// A float32 weight matrix `[rows, columns]` (`columns` a multiple of 32) stored as strips of 32
+/// columns: strip s holds `W[0..<rows, 32s..<32s+32]` row after row (Sources/CKernels/PackedGEMM.c).
+///
+/// Why: ONNX Runtime packs constant GEMM operands once when a session starts; OpenBLAS packs its B
+/// operand on every call. The loader stores MatMul weights in this layout where it writes them
+/// anyway (the aligned weight cache, or its copy of a misaligned weight; `WeightPacking`), so the
+/// packed GEMM (`PackedGEMM`) reads them as they are: one sequential stream per strip, 8 rows of
+/// the activations at a time. Same bytes as the row-major matrix, so no extra memory.
+///
+/// Kernels that know the layout (`linear`, `matmul`, attention's projections) ask
+/// `Tensor.floatPackedStrips()`; every other reader goes through `TensorStorage.pointer` and gets a
+/// contiguous copy, made once on first use and kept, as for `PaddedRows`.
+public final class PackedStrips: @unchecked Sendable {
+    /// Columns per strip.
+    public static let stripColumns = Int(CK_PACKED_STRIP_COLUMNS)
+
+    public let base: UnsafePointer<Float>
+    public let rows: Int
+    public let columns: Int
+    private let lock = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+    private var copy: UnsafeMutableRawPointer?
+
+    /// Whether a `[rows, columns]` float32 matrix can be stored in this layout.
+    public static func fits(rows: Int, columns: Int) -> Bool {
+        rows > 0 && columns > 0 && columns % stripColumns == 0
+    }
+
+    /// The memory at `base` must hold the `rows * columns` packed floats for as long as this object lives.
+    public init(base: UnsafePointer<Float>, rows: Int, columns: Int) {
+        precondition(Self.fits(rows: rows, columns: columns), "invalid packed strips \(rows)x\(columns)")
+        self.base = base
+        self.rows = rows
+        self.columns = columns
+        pthread_mutex_init(lock, nil)
+    }
+
+    deinit {
+        pthread_mutex_destroy(lock)
+        lock.deallocate()
+        free(copy)
+    }
+
+    /// Packs row-major `[rows, columns]` at `source` (rows `rowPitch` floats apart) into
+    /// `destination` (`rows * columns` floats); `fits(rows:columns:)` must hold.
+    public static func pack(rows: Int, columns: Int, from source: UnsafePointer<Float>, rowPitch: Int,
+                            into destination: UnsafeMutablePointer<Float>) {
+        precondition(fits(rows: rows, columns: columns) && rowPitch >= columns, "invalid packed strips \(rows)x\(columns)")
+        ck_pack_strips(rows, columns, source, rowPitch, destination)
+    }
+
+    /// Number of strips.
+    public var strips: Int { columns / Self.stripColumns }
+
+    /// Whether a contiguous copy has been made (for tests and memory accounting).
+    public var hasContiguousCopy: Bool {
+        pthread_mutex_lock(lock)
+        defer { pthread_mutex_unlock(lock) }
+        return copy != nil
+    }
+
+    /// The matrix in row-major order, unpacked on the first call.
+    func contiguous() -> UnsafeMutableRawPointer {
+        pthread_mutex_lock(lock)
+        defer { pthread_mutex_unlock(lock) }
+        if let copy { return copy }
+        // Out of memory for a copy of a weight the model already holds once: nothing sensible to
+        // return, and a loaded model's weight was checked against the engine's size limit.
+        guard let destination = TensorStorage.allocateAligned(max(rows * columns * MemoryLayout<Float>.size, 64)) else {
+            fatalError("out of memory unpacking a \(rows)x\(columns) weight")
+        }
+        ck_unpack_strips(rows, columns, base, destination.assumingMemoryBound(to: Float.self))
+        copy = destination
+        return destination
+    }
+}
+
+extension Tensor {
+    /// The packed strips of this 2-D float32 weight, when its storage holds it in that layout.
+    public func floatPackedStrips() -> PackedStrips? {
+        guard dataType == .float32, rank == 2, let packed = storage.packed,
+              packed.rows == shape[0], packed.columns == shape[1] else { return nil }
+        return packed
+    }
+
+    /// A copy of this 2-D float32 tensor stored as `PackedStrips` (its column count a multiple
+    /// of 32). The loader packs weights in memory it already has (`WeightPacking`); this is for
+    /// tests and experiments.
+    public func packedStripsCopy() throws(TensorError) -> Tensor {
+        guard dataType == .float32 else { throw .typeMismatch(expected: .float32, actual: dataType) }
+        guard rank == 2, PackedStrips.fits(rows: shape[0], columns: shape[1]) else { throw .countMismatch(shape: shape, count: count) }
+        let byteCount = count * MemoryLayout<Float>.size
+        guard let owner = AlignedCopyOwner(byteCount: byteCount) else { throw .allocationFailed(bytes: byteCount) }
+        let destination = owner.base.bindMemory(to: Float.self, capacity: count)
+        if let source = floatMatrixRows() {
+            PackedStrips.pack(rows: shape[0], columns: shape[1], from: source.base, rowPitch: source.rowPitch, into: destination)
+        }
+        let packed = PackedStrips(base: destination, rows: shape[0], columns: shape[1])
+        return try Tensor(dataType: .float32, shape: shape, storage: TensorStorage(packed: packed, keeper: owner))
+    }
+}
