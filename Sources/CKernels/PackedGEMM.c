@@ -31,26 +31,52 @@
 
 enum { STRIP = CK_PACKED_STRIP_COLUMNS, TILE = 8 };
 
+// Packing and the comparison walk blocks of ROW_BLOCK rows: inside a block each source row is
+// read in order across the strips, and each strip's block is one contiguous run of the packed
+// side (16 x 128 bytes), so neither side jumps a page per 128 bytes. Measured on the three
+// stand-in models' 640 MB of MatMul weights (aligned weight cache warm, `bench` load row): a
+// memcmp per 128-byte chunk walking whole strips took about 90 ms more per load than the plain
+// memcmp of row-major weights.
+enum { ROW_BLOCK = 16 };
+
 void ck_pack_strips(ptrdiff_t k, ptrdiff_t n, const float *w, ptrdiff_t ldw, float *packed) {
-    for (ptrdiff_t s = 0; s < n / STRIP; s++) {
-        float *strip = packed + s * k * STRIP;
-        for (ptrdiff_t p = 0; p < k; p++) memcpy(strip + p * STRIP, w + p * ldw + s * STRIP, STRIP * sizeof(float));
+    for (ptrdiff_t p0 = 0; p0 < k; p0 += ROW_BLOCK) {
+        const ptrdiff_t p1 = p0 + ROW_BLOCK < k ? p0 + ROW_BLOCK : k;
+        for (ptrdiff_t s = 0; s < n / STRIP; s++)
+            for (ptrdiff_t p = p0; p < p1; p++)
+                memcpy(packed + (s * k + p) * STRIP, w + p * ldw + s * STRIP, STRIP * sizeof(float));
     }
 }
 
 void ck_unpack_strips(ptrdiff_t k, ptrdiff_t n, const float *packed, float *w) {
-    for (ptrdiff_t s = 0; s < n / STRIP; s++) {
-        const float *strip = packed + s * k * STRIP;
-        for (ptrdiff_t p = 0; p < k; p++) memcpy(w + p * n + s * STRIP, strip + p * STRIP, STRIP * sizeof(float));
+    for (ptrdiff_t p0 = 0; p0 < k; p0 += ROW_BLOCK) {
+        const ptrdiff_t p1 = p0 + ROW_BLOCK < k ? p0 + ROW_BLOCK : k;
+        for (ptrdiff_t s = 0; s < n / STRIP; s++)
+            for (ptrdiff_t p = p0; p < p1; p++)
+                memcpy(w + p * n + s * STRIP, packed + (s * k + p) * STRIP, STRIP * sizeof(float));
     }
 }
 
 int ck_packed_equal(ptrdiff_t k, ptrdiff_t n, const void *row_major, const void *packed) {
-    const char *rows = (const char *)row_major, *strips = (const char *)packed;
-    const ptrdiff_t chunk = STRIP * (ptrdiff_t)sizeof(float);
-    for (ptrdiff_t s = 0; s < n / STRIP; s++)
-        for (ptrdiff_t p = 0; p < k; p++)
-            if (memcmp(strips + (s * k + p) * chunk, rows + (p * n + s * STRIP) * (ptrdiff_t)sizeof(float), chunk) != 0) return 0;
+    // Words of one strip row (128 bytes); differences are OR-ed over a whole block and tested
+    // once per block, a loop the compiler vectorises, instead of one memcmp call per 128 bytes.
+    enum { WORDS = STRIP * sizeof(float) / sizeof(unsigned long long) };
+    const unsigned char *rows = (const unsigned char *)row_major, *strips = (const unsigned char *)packed;
+    const ptrdiff_t rowBytes = n * (ptrdiff_t)sizeof(float), chunk = STRIP * (ptrdiff_t)sizeof(float);
+    for (ptrdiff_t p0 = 0; p0 < k; p0 += ROW_BLOCK) {
+        const ptrdiff_t p1 = p0 + ROW_BLOCK < k ? p0 + ROW_BLOCK : k;
+        unsigned long long difference = 0;
+        for (ptrdiff_t s = 0; s < n / STRIP; s++) {
+            for (ptrdiff_t p = p0; p < p1; p++) {
+                unsigned long long a[WORDS], b[WORDS];
+                // memcpy: the row-major side may sit at any alignment (it is the model file's mapping).
+                memcpy(a, rows + p * rowBytes + s * chunk, sizeof a);
+                memcpy(b, strips + (s * k + p) * chunk, sizeof b);
+                for (int word = 0; word < WORDS; word++) difference |= a[word] ^ b[word];
+            }
+        }
+        if (difference != 0) return 0;
+    }
     return 1;
 }
 
@@ -119,17 +145,35 @@ CK_AVX512 static void ck_packed_tile1(ptrdiff_t k, const float *a, ptrdiff_t lda
     ck_packed_tile(1, k, a, lda, strip, c, ldc, accumulate);
 }
 
+// Rows of A per pass over the strips when A is larger than this many bytes. Every strip reads all
+// of A's rows once; with 12320 rows (the text graph at 77 tokens, 25 MB of A) that streamed A
+// from memory once per strip and ran at 0.8-0.9x sgemm's speed. In blocks of about
+// A_BLOCK_BYTES the block stays in the L3 cache while the thread's strips pass over it. Smaller
+// A (the image graph's 1.2 to 4.9 MB) is not blocked: there each strip stays in L2 for all rows.
+#define A_LARGE_BYTES (8 << 20)
+#define A_BLOCK_BYTES (2 << 20)
+
+CK_AVX512 static void ck_packed_rows(ptrdiff_t m, ptrdiff_t k, const float *a, ptrdiff_t lda, const float *strip, float *c,
+                                     ptrdiff_t ldc, int accumulate) {
+    ptrdiff_t i = 0;
+    for (; i + 8 <= m; i += 8) ck_packed_tile8(k, a + i * lda, lda, strip, c + i * ldc, ldc, accumulate);
+    // The last m % 8 rows as 4 + 2 + 1: fewer FMA chains, but at most 7 rows per strip.
+    if (i + 4 <= m) { ck_packed_tile4(k, a + i * lda, lda, strip, c + i * ldc, ldc, accumulate); i += 4; }
+    if (i + 2 <= m) { ck_packed_tile2(k, a + i * lda, lda, strip, c + i * ldc, ldc, accumulate); i += 2; }
+    if (i < m) ck_packed_tile1(k, a + i * lda, lda, strip, c + i * ldc, ldc, accumulate);
+}
+
 CK_AVX512 void ck_packed_gemm_avx512(ptrdiff_t m, ptrdiff_t k, const float *a, ptrdiff_t lda, const float *packed,
                                      float *c, ptrdiff_t ldc, ptrdiff_t strip0, ptrdiff_t strip1, int accumulate) {
-    for (ptrdiff_t s = strip0; s < strip1; s++) {
-        const float *strip = packed + s * k * STRIP;
-        float *column = c + (s - strip0) * STRIP;
-        ptrdiff_t i = 0;
-        for (; i + 8 <= m; i += 8) ck_packed_tile8(k, a + i * lda, lda, strip, column + i * ldc, ldc, accumulate);
-        // The last m % 8 rows as 4 + 2 + 1: fewer FMA chains, but at most 7 rows per strip.
-        if (i + 4 <= m) { ck_packed_tile4(k, a + i * lda, lda, strip, column + i * ldc, ldc, accumulate); i += 4; }
-        if (i + 2 <= m) { ck_packed_tile2(k, a + i * lda, lda, strip, column + i * ldc, ldc, accumulate); i += 2; }
-        if (i < m) ck_packed_tile1(k, a + i * lda, lda, strip, column + i * ldc, ldc, accumulate);
+    ptrdiff_t block = m;
+    if ((double)m * (double)k * sizeof(float) > A_LARGE_BYTES) {
+        block = A_BLOCK_BYTES / ((ptrdiff_t)sizeof(float) * (k > 0 ? k : 1)) / 8 * 8;
+        if (block < 64) block = 64;
+    }
+    for (ptrdiff_t i0 = 0; i0 < m; i0 += block) {
+        const ptrdiff_t rows = m - i0 < block ? m - i0 : block;
+        for (ptrdiff_t s = strip0; s < strip1; s++)
+            ck_packed_rows(rows, k, a + i0 * lda, lda, packed + s * k * STRIP, c + i0 * ldc + (s - strip0) * STRIP, ldc, accumulate);
     }
 }
 

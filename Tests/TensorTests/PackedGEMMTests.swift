@@ -122,6 +122,25 @@ import CKernels
         }
     }
 
+    /// An A of more than 8 MB is walked in row blocks (PackedGEMM.c, A_LARGE_BYTES): 2100 rows of
+    /// 1024 (8.6 MB) make blocks of 512 rows and a last one of 52 (with a 4-row tail). The AVX-512
+    /// kernel agrees with the portable one, and with itself over any split of the strips.
+    @Test func largeActivationsAreWalkedInRowBlocks() throws {
+        guard ck_cpu_has_avx512f() != 0 else { return }
+        let rows = 2100, k = 1024, n = 96
+        var generator = SplitMix64(seed: 4242)
+        let x = generator.floats(rows * k, -1, 1)
+        let weight = generator.floats(k * n, -0.1, 0.1)
+        let packed = Self.pack(weight, k: k, n: n)
+        var fast = [Float](repeating: 0, count: rows * n), plain = fast, split = fast
+        Self.run(.avx512, rows: rows, k: k, n: n, x: x, packed: packed, strips: 0..<3, accumulate: false, into: &fast)
+        Self.run(.portable, rows: rows, k: k, n: n, x: x, packed: packed, strips: 0..<3, accumulate: false, into: &plain)
+        #expect(maxMixedError(fast, plain) < 1e-5)
+        Self.run(.avx512, rows: rows, k: k, n: n, x: x, packed: packed, strips: 1..<3, accumulate: false, into: &split)
+        Self.run(.avx512, rows: rows, k: k, n: n, x: x, packed: packed, strips: 0..<1, accumulate: false, into: &split)
+        #expect(split == fast)
+    }
+
     /// `linear` (bias, residual, QuickGELU) and `matmul` on a packed weight agree with the same
     /// calls on the row-major weight, and never make the contiguous copy; a reader that does not
     /// know the layout still sees the row-major values.
