@@ -60,7 +60,10 @@ struct ActionCLIPCommand: ParsableCommand {
         ACTION_CLIP_SKINNY_GEMM=0 sends the few-row products (2-12 rows, e.g. the fusion graph) to \
         OpenBLAS instead of the skinny kernel, =portable forces its plain-C version; \
         ACTION_CLIP_PAD_WEIGHTS=0 keeps MatMul weights' rows contiguous (by default rows a multiple of \
-        2 KB long are stored 64 bytes apart, for the skinny kernel's cache use).
+        2 KB long are stored 64 bytes apart, for the skinny kernel's cache use); \
+        ACTION_CLIP_PACK_WEIGHTS=0 keeps MatMul weights row-major on CPUs with AVX-512, where by default \
+        they are stored in strips of 32 columns for the packed GEMM (=1 packs them on any CPU); \
+        ACTION_CLIP_AVX512=0 runs the packed GEMM's plain-C kernel.
         """,
         subcommands: [ClassifyCommand.self, TokenizeCommand.self, PreprocessCommand.self,
                       InspectCommand.self, RunCommand.self, ValidateCommand.self, BenchCommand.self],
