@@ -1,9 +1,4 @@
 import CKernels
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 
 /// A float32 weight matrix `[rows, columns]` (`columns` a multiple of 32) stored as strips of 32
 /// columns: strip s holds `W[0..<rows, 32s..<32s+32]` row after row (Sources/CKernels/PackedGEMM.c).
@@ -24,8 +19,7 @@ public final class PackedStrips: @unchecked Sendable {
     public let base: UnsafePointer<Float>
     public let rows: Int
     public let columns: Int
-    private let lock = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
-    private var copy: UnsafeMutableRawPointer?
+    private let copy = ContiguousCopy()
 
     /// Whether a `[rows, columns]` float32 matrix can be stored in this layout.
     public static func fits(rows: Int, columns: Int) -> Bool {
@@ -38,13 +32,6 @@ public final class PackedStrips: @unchecked Sendable {
         self.base = base
         self.rows = rows
         self.columns = columns
-        pthread_mutex_init(lock, nil)
-    }
-
-    deinit {
-        pthread_mutex_destroy(lock)
-        lock.deallocate()
-        free(copy)
     }
 
     /// Packs row-major `[rows, columns]` at `source` (rows `rowPitch` floats apart) into
@@ -59,25 +46,13 @@ public final class PackedStrips: @unchecked Sendable {
     public var strips: Int { columns / Self.stripColumns }
 
     /// Whether a contiguous copy has been made (for tests and memory accounting).
-    public var hasContiguousCopy: Bool {
-        pthread_mutex_lock(lock)
-        defer { pthread_mutex_unlock(lock) }
-        return copy != nil
-    }
+    public var hasContiguousCopy: Bool { copy.exists }
 
     /// The matrix in row-major order, unpacked on the first call.
     func contiguous() -> UnsafeMutableRawPointer {
-        pthread_mutex_lock(lock)
-        defer { pthread_mutex_unlock(lock) }
-        if let copy { return copy }
-        // Out of memory for a copy of a weight the model already holds once: nothing sensible to
-        // return, and a loaded model's weight was checked against the engine's size limit.
-        guard let destination = TensorStorage.allocateAligned(max(rows * columns * MemoryLayout<Float>.size, 64)) else {
-            fatalError("out of memory unpacking a \(rows)x\(columns) weight")
+        copy.get(byteCount: rows * columns * MemoryLayout<Float>.size, describing: "\(rows)x\(columns) packed weight") { destination in
+            ck_unpack_strips(rows, columns, base, destination.assumingMemoryBound(to: Float.self))
         }
-        ck_unpack_strips(rows, columns, base, destination.assumingMemoryBound(to: Float.self))
-        copy = destination
-        return destination
     }
 }
 

@@ -148,8 +148,7 @@ public final class PaddedRows: @unchecked Sendable {
     public let rowLength: Int
     public let rowPitch: Int
     public let elementSize: Int
-    private let lock = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
-    private var copy: UnsafeMutableRawPointer?
+    private let copy = ContiguousCopy()
 
     /// The memory at `base` must hold `rows` rows of `rowPitch` elements of `elementSize` bytes
     /// (the last row needs only `rowLength`) for as long as this object lives.
@@ -160,36 +159,17 @@ public final class PaddedRows: @unchecked Sendable {
         self.rowLength = rowLength
         self.rowPitch = rowPitch
         self.elementSize = elementSize
-        pthread_mutex_init(lock, nil)
-    }
-
-    deinit {
-        pthread_mutex_destroy(lock)
-        lock.deallocate()
-        free(copy)
     }
 
     /// Whether a contiguous copy has been made (for tests and memory accounting).
-    public var hasContiguousCopy: Bool {
-        pthread_mutex_lock(lock)
-        defer { pthread_mutex_unlock(lock) }
-        return copy != nil
-    }
+    public var hasContiguousCopy: Bool { copy.exists }
 
     /// The rows back to back, copied on the first call.
     func contiguous() -> UnsafeMutableRawPointer {
-        pthread_mutex_lock(lock)
-        defer { pthread_mutex_unlock(lock) }
-        if let copy { return copy }
         let rowBytes = rowLength * elementSize
-        // Out of memory for a copy of a weight the model already holds once: nothing sensible to
-        // return, and a loaded model's weight was checked against the engine's size limit.
-        guard let destination = TensorStorage.allocateAligned(max(rows * rowBytes, 64)) else {
-            fatalError("out of memory copying a \(rows)x\(rowLength) weight to contiguous rows")
+        return copy.get(byteCount: rows * rowBytes, describing: "\(rows)x\(rowLength) weight") { destination in
+            Self.copyRows(rows, rowBytes: rowBytes, from: base, pitch: rowPitch * elementSize, to: destination, pitch: rowBytes)
         }
-        Self.copyRows(rows, rowBytes: rowBytes, from: base, pitch: rowPitch * elementSize, to: destination, pitch: rowBytes)
-        copy = destination
-        return destination
     }
 
     /// Copies `rows` rows of `rowBytes` bytes from rows `sourcePitch` bytes apart to rows
@@ -225,6 +205,43 @@ extension Tensor {
         let padded = PaddedRows(base: owner.base, rows: rows, rowLength: rowLength, rowPitch: rowPitch,
                                 elementSize: MemoryLayout<Float>.size)
         return try Tensor(dataType: .float32, shape: shape, storage: TensorStorage(padded: padded, keeper: owner))
+    }
+}
+
+/// The row-major copy of a weight stored in another layout (`PaddedRows`, `PackedStrips`), made
+/// once, on the first read by a kernel that does not know the layout, and kept for the weight's life.
+final class ContiguousCopy: @unchecked Sendable {
+    private let lock = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+    private var copy: UnsafeMutableRawPointer?
+
+    init() { pthread_mutex_init(lock, nil) }
+
+    deinit {
+        pthread_mutex_destroy(lock)
+        lock.deallocate()
+        free(copy)
+    }
+
+    var exists: Bool {
+        pthread_mutex_lock(lock)
+        defer { pthread_mutex_unlock(lock) }
+        return copy != nil
+    }
+
+    /// The copy, made by `fill` (given `byteCount` fresh bytes) on the first call.
+    func get(byteCount: Int, describing subject: @autoclosure () -> String,
+             fill: (UnsafeMutableRawPointer) -> Void) -> UnsafeMutableRawPointer {
+        pthread_mutex_lock(lock)
+        defer { pthread_mutex_unlock(lock) }
+        if let copy { return copy }
+        // Out of memory for a copy of a weight the model already holds once: nothing sensible to
+        // return, and a loaded model's weight was checked against the engine's size limit.
+        guard let destination = TensorStorage.allocateAligned(max(byteCount, 64)) else {
+            fatalError("out of memory copying a \(subject()) to contiguous rows")
+        }
+        fill(destination)
+        copy = destination
+        return destination
     }
 }
 

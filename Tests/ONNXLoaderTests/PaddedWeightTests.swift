@@ -146,14 +146,27 @@ import Tensor
     /// A cache file damaged anywhere (header, entry geometry, padded rows, gaps) never changes a
     /// value: the loader checks every row against the model and copies when one differs.
     @Test func damagedPaddedCacheFilesAreNeverTrusted() throws {
+        try Self.expectDamagedCacheFilesIgnored(seed: 2026) { path, settings in
+            try ONNXLoader.load(contentsOf: path, weightCache: settings, padMatrixRows: true, packMatrices: false)
+        } check: { model, values in
+            Self.expectValues(model, values)
+        }
+    }
+
+    /// Loads `model()` from a file once with `load` (writing its cache file), then overwrites the
+    /// cache file with damaged copies (`AlignedWeightCacheTests.damagedCopies`, plus one bit of
+    /// each entry's row length and pitch fields flipped) and loads again after each, calling
+    /// `check` on every model: no damage may change a value.
+    static func expectDamagedCacheFilesIgnored(seed: UInt64, load: (String, WeightCacheSettings) throws -> ONNXModel,
+                                               check: (ONNXModel, [String: [Float]]) -> Void) throws {
         let directory = try temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
-        let (_, values, path, settings) = try Self.modelFile(in: directory)
-        _ = try ONNXLoader.load(contentsOf: path, weightCache: settings, padMatrixRows: true, packMatrices: false)
+        let (_, values, path, settings) = try modelFile(in: directory)
+        _ = try load(path, settings)
         let file = try #require(try FileManager.default.contentsOfDirectory(atPath: settings.directory ?? "")
             .first { $0.hasSuffix(".weights") }.map { URL(fileURLWithPath: (settings.directory ?? "") + "/" + $0) })
         let original = try Data(contentsOf: file)
-        var damaged = AlignedWeightCacheTests.damagedCopies(of: original, seed: 2026)
+        var damaged = AlignedWeightCacheTests.damagedCopies(of: original, seed: seed)
         // Each entry's row length and pitch fields (header 32 bytes, entries 48).
         for entry in 0..<4 {
             for field in [32, 40] {
@@ -164,8 +177,8 @@ import Tensor
         }
         for (number, data) in damaged.enumerated() {
             try data.write(to: file)
-            let model = try ONNXLoader.load(contentsOf: path, weightCache: settings, padMatrixRows: true, packMatrices: false)
-            Self.expectValues(model, values)
+            let model = try load(path, settings)
+            check(model, values)
             #expect(model.graph.initializers.count == values.count, "case \(number)")
         }
     }
