@@ -707,42 +707,18 @@ struct KernelBench {
         for copy in 0..<copies { PackedStrips.pack(rows: k, columns: n, from: rowMajor + copy * size, rowPitch: n, into: strips + copy * size) }
         let weights = (0..<copies).map { PackedStrips(base: UnsafePointer(strips + $0 * size), rows: k, columns: n) }
         let a = random.floats(m * k)
-        var fast = [Float](repeating: 0, count: m * n), plain = fast
         return try a.withUnsafeBufferPointer { aBuffer in
             guard let aPointer = aBuffer.baseAddress else { throw CLIError("empty packed-GEMM input") }
-            var copy = 0
-            func next() -> Int {
-                copy = (copy + 1) % copies
-                return copy
-            }
-            let packedTime = fast.withUnsafeMutableBufferPointer { c in
-                time {
-                    guard let base = c.baseAddress else { return }
-                    PackedGEMM.multiply(rows: m, a: aPointer, lda: k, weights: weights[next()], c: base, ldc: n, accumulate: false)
-                }
-            }
-            let sgemmTime = try plain.withUnsafeMutableBufferPointer { c in
-                try time {
-                    guard let base = c.baseAddress else { return }
-                    try BLAS.sgemm(transposeA: false, transposeB: false, m: m, n: n, k: k, alpha: 1, a: aPointer, lda: k,
-                                   b: rowMajor + next() * size, ldb: n, beta: 0, c: base, ldc: n)
-                }
-            }
-            let last = next()
-            fast.withUnsafeMutableBufferPointer { c in
-                guard let base = c.baseAddress else { return }
-                PackedGEMM.multiply(rows: m, a: aPointer, lda: k, weights: weights[last], c: base, ldc: n, accumulate: false)
-            }
-            try plain.withUnsafeMutableBufferPointer { c in
-                guard let base = c.baseAddress else { return }
+            let timing = try againstSgemm(m: m, n: n, copies: copies) { copy, c in
+                PackedGEMM.multiply(rows: m, a: aPointer, lda: k, weights: weights[copy], c: c, ldc: n, accumulate: false)
+            } sgemm: { copy, c in
                 try BLAS.sgemm(transposeA: false, transposeB: false, m: m, n: n, k: k, alpha: 1, a: aPointer, lda: k,
-                               b: rowMajor + last * size, ldb: n, beta: 0, c: base, ldc: n)
+                               b: rowMajor + copy * size, ldb: n, beta: 0, c: c, ldc: n)
             }
-            let worst = zip(fast, plain).map { Double(abs($0 - $1)) / max(1, Double(abs($1))) }.max() ?? 0
-            let rate = 2 * Double(m) * Double(k) * Double(n) / (packedTime / 1000) / 1e9
+            let rate = 2 * Double(m) * Double(k) * Double(n) / (timing.kernel / 1000) / 1e9
             return Result(name: "packed \(name) \(m)x\(k)x\(n) (\(PackedGEMM.path.rawValue)\(copies > 1 ? ", out of cache" : ""))",
-                          milliseconds: packedTime, rate: rate, ofPeak: rate / peak, referenceMilliseconds: sgemmTime,
-                          maximumError: worst, baseline: "sgemm")
+                          milliseconds: timing.kernel, rate: rate, ofPeak: rate / peak, referenceMilliseconds: timing.sgemm,
+                          maximumError: timing.worst, baseline: "sgemm")
         }
     }
 
@@ -760,46 +736,45 @@ struct KernelBench {
         defer { weights.deallocate() }
         for index in 0..<(copies * size) { weights[index] = random.float(-0.1, 0.1) }
         let a = random.floats(m * k)
-        var fast = [Float](repeating: 0, count: m * n), plain = fast
         let path = SkinnyGEMM.selectedPath ?? .portable
         return try a.withUnsafeBufferPointer { aBuffer in
             guard let aPointer = aBuffer.baseAddress else { throw CLIError("empty skinny-GEMM input") }
-            var copy = 0
-            func next() -> UnsafePointer<Float> {
-                copy = (copy + 1) % copies
-                return UnsafePointer(weights + copy * size)
-            }
-            let skinnyTime = fast.withUnsafeMutableBufferPointer { c in
-                time {
-                    guard let base = c.baseAddress else { return }
-                    base.update(repeating: 0, count: m * n)
-                    SkinnyGEMM.accumulate(rows: m, k: k, n: n, a: aPointer, w: next(), wRowPitch: pitch, c: base, path: path)
-                }
-            }
-            let sgemmTime = try plain.withUnsafeMutableBufferPointer { c in
-                try time {
-                    guard let base = c.baseAddress else { return }
-                    base.update(repeating: 0, count: m * n)
-                    try BLAS.sgemm(transposeA: false, transposeB: false, m: m, n: n, k: k, alpha: 1, a: aPointer, lda: k,
-                                   b: next(), ldb: pitch, beta: 1, c: base, ldc: n)
-                }
-            }
-            // One more call of each on the same copy for the comparison.
-            let weight = next()
-            fast.withUnsafeMutableBufferPointer { c in
-                guard let base = c.baseAddress else { return }
-                base.update(repeating: 0, count: m * n)
-                SkinnyGEMM.accumulate(rows: m, k: k, n: n, a: aPointer, w: weight, wRowPitch: pitch, c: base, path: path)
-            }
-            try plain.withUnsafeMutableBufferPointer { c in
-                guard let base = c.baseAddress else { return }
+            let timing = try againstSgemm(m: m, n: n, copies: copies) { copy, c in
+                c.update(repeating: 0, count: m * n)
+                SkinnyGEMM.accumulate(rows: m, k: k, n: n, a: aPointer, w: weights + copy * size, wRowPitch: pitch, c: c, path: path)
+            } sgemm: { copy, c in
+                c.update(repeating: 0, count: m * n)
                 try BLAS.sgemm(transposeA: false, transposeB: false, m: m, n: n, k: k, alpha: 1, a: aPointer, lda: k,
-                               b: weight, ldb: pitch, beta: 0, c: base, ldc: n)
+                               b: weights + copy * size, ldb: pitch, beta: 1, c: c, ldc: n)
             }
-            let worst = zip(fast, plain).map { Double(abs($0 - $1)) / max(1, Double(abs($1))) }.max() ?? 0
-            return Result(name: "\(name) (\(path.rawValue)\(pitch == n ? "" : ", rows padded"))", milliseconds: skinnyTime, rate: nil, ofPeak: nil,
-                          referenceMilliseconds: sgemmTime, maximumError: worst, baseline: "sgemm")
+            return Result(name: "\(name) (\(path.rawValue)\(pitch == n ? "" : ", rows padded"))", milliseconds: timing.kernel,
+                          rate: nil, ofPeak: nil, referenceMilliseconds: timing.sgemm, maximumError: timing.worst, baseline: "sgemm")
         }
+    }
+
+    /// Times `kernel` and then `sgemm`, each writing an m x n product into its own output, with
+    /// every call on the next of `copies` weight copies (so a call can find its weight out of
+    /// cache); then runs both once more on the same copy and returns the largest difference
+    /// relative to max(1, |sgemm|).
+    func againstSgemm(m: Int, n: Int, copies: Int, kernel: (Int, UnsafeMutablePointer<Float>) -> Void,
+                      sgemm: (Int, UnsafeMutablePointer<Float>) throws -> Void) throws -> (kernel: Double, sgemm: Double, worst: Double) {
+        var fast = [Float](repeating: 0, count: m * n), plain = fast
+        var copy = 0
+        func next() -> Int {
+            copy = (copy + 1) % copies
+            return copy
+        }
+        let kernelTime = fast.withUnsafeMutableBufferPointer { c in
+            time { if let base = c.baseAddress { kernel(next(), base) } }
+        }
+        let sgemmTime = try plain.withUnsafeMutableBufferPointer { c in
+            try time { if let base = c.baseAddress { try sgemm(next(), base) } }
+        }
+        let last = next()
+        fast.withUnsafeMutableBufferPointer { c in if let base = c.baseAddress { kernel(last, base) } }
+        try plain.withUnsafeMutableBufferPointer { c in if let base = c.baseAddress { try sgemm(last, base) } }
+        let worst = zip(fast, plain).map { Double(abs($0 - $1)) / max(1, Double(abs($1))) }.max() ?? 0
+        return (kernelTime, sgemmTime, worst)
     }
 
     func simd(_ name: String, _ fast: Double, _ reference: Double, _ output: Tensor, _ expected: [Float],
