@@ -63,7 +63,8 @@ struct ActionCLIPCommand: ParsableCommand {
         2 KB long are stored 64 bytes apart, for the skinny kernel's cache use); \
         ACTION_CLIP_PACK_WEIGHTS=0 keeps MatMul weights row-major on CPUs with AVX-512, where by default \
         they are stored in strips of 32 columns for the packed GEMM (=1 packs them on any CPU); \
-        ACTION_CLIP_AVX512=0 runs the packed GEMM's plain-C kernel.
+        ACTION_CLIP_AVX512=0 treats the CPU as one without AVX-512 (weights not packed unless \
+        ACTION_CLIP_PACK_WEIGHTS=1, which then runs the packed GEMM's plain-C kernel).
         """,
         subcommands: [ClassifyCommand.self, TokenizeCommand.self, PreprocessCommand.self,
                       InspectCommand.self, RunCommand.self, ValidateCommand.self, BenchCommand.self],

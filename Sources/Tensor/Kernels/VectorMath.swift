@@ -292,8 +292,9 @@ public enum CPUFeatures {
         return ck_cpu_has_avx2_fma() != 0
     }()
 
-    /// AVX-512F is present and not switched off with `ACTION_CLIP_AVX512=0` (which sends packed
-    /// weights to the portable kernel, e.g. to compare them).
+    /// AVX-512F is present and not switched off with `ACTION_CLIP_AVX512=0`. Off, the loader does
+    /// not pack weights by default (`WeightPacking`), and weights packed anyway
+    /// (`ACTION_CLIP_PACK_WEIGHTS=1`) go to the packed GEMM's portable kernel.
     public static let avx512: Bool = {
         if let value = getenv("ACTION_CLIP_AVX512"), String(cString: value) == "0" { return false }
         return ck_cpu_has_avx512f() != 0
