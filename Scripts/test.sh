@@ -73,9 +73,12 @@ for spec in "text_clip 160" "image_clip 16" "fusion 2"; do
     dump "$full/vit-32-8f-$1.onnx" "$out" --batch "$2" --seed 11
     check "full emu181 $1 batch $2" "$cli" validate "$full/vit-32-8f-$1.onnx" --reference "$out" --rtol 1e-4
     check "full emu181 $1 batch $2, fused" "$cli" validate "$full/vit-32-8f-$1.onnx" --reference "$out" --rtol 1e-4 --fused
-    # Weights row-major (OpenBLAS and the skinny kernel), the path of CPUs without AVX-512; the
-    # default on an AVX-512 machine is the packed GEMM (WeightPacking).
+    # Both weight layouts whatever the machine's default (WeightPacking: packed on AVX-512 CPUs):
+    # row-major (OpenBLAS and the skinny kernel) and packed strips (the packed GEMM's AVX-512 or
+    # AVX2 kernel, whichever this CPU has).
     check "full emu181 $1 batch $2, fused, weights not packed" env ACTION_CLIP_PACK_WEIGHTS=0 \
+        "$cli" validate "$full/vit-32-8f-$1.onnx" --reference "$out" --rtol 1e-4 --fused
+    check "full emu181 $1 batch $2, fused, weights packed" env ACTION_CLIP_PACK_WEIGHTS=1 \
         "$cli" validate "$full/vit-32-8f-$1.onnx" --reference "$out" --rtol 1e-4 --fused
 done
 # The default exporter bakes the export batch into Reshape constants, so it runs at its declared batch.

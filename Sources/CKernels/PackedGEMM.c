@@ -22,6 +22,7 @@
 
 #include "ckernels.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #if defined(__x86_64__)
@@ -58,7 +59,7 @@ int ck_packed_equal(ptrdiff_t k, ptrdiff_t n, const void *row_major, const void 
     return 1;
 }
 
-// MARK: - Portable (reference, and the path on CPUs without AVX-512)
+// MARK: - Portable (reference, and the path on CPUs without AVX2)
 
 void ck_packed_gemm_portable(ptrdiff_t m, ptrdiff_t k, const float *a, ptrdiff_t lda, const float *packed,
                              float *c, ptrdiff_t ldc, ptrdiff_t strip0, ptrdiff_t strip1, int accumulate) {
@@ -141,18 +142,139 @@ CK_AVX512 static void ck_packed_rows(ptrdiff_t m, ptrdiff_t k, const float *a, p
     if (i < m) ck_packed_tile1(k, a + i * lda, lda, strip, c + i * ldc, ldc, accumulate);
 }
 
-CK_AVX512 void ck_packed_gemm_avx512(ptrdiff_t m, ptrdiff_t k, const float *a, ptrdiff_t lda, const float *packed,
-                                     float *c, ptrdiff_t ldc, ptrdiff_t strip0, ptrdiff_t strip1, int accumulate) {
-    ptrdiff_t block = m;
-    if ((double)m * (double)k * sizeof(float) > A_LARGE_BYTES) {
-        block = A_BLOCK_BYTES / ((ptrdiff_t)sizeof(float) * (k > 0 ? k : 1)) / 8 * 8;
-        if (block < 64) block = 64;
-    }
+// One kernel's rows-by-one-strip function, for the row-block walk both kernels share. `scratch`
+// (rows x 32 floats, or NULL) is for kernels that keep running sums between blocks of k.
+typedef void (*ck_packed_rows_fn)(ptrdiff_t m, ptrdiff_t k, const float *a, ptrdiff_t lda, const float *strip, float *c,
+                                  ptrdiff_t ldc, int accumulate, float *scratch);
+
+static ptrdiff_t ck_packed_row_block(ptrdiff_t m, ptrdiff_t k) {
+    if ((double)m * (double)k * sizeof(float) <= A_LARGE_BYTES) return m;
+    const ptrdiff_t block = A_BLOCK_BYTES / ((ptrdiff_t)sizeof(float) * (k > 0 ? k : 1)) / 8 * 8;
+    return block < 64 ? 64 : block;
+}
+
+static void ck_packed_walk(ck_packed_rows_fn rows_of_strip, ptrdiff_t m, ptrdiff_t k, const float *a, ptrdiff_t lda,
+                           const float *packed, float *c, ptrdiff_t ldc, ptrdiff_t strip0, ptrdiff_t strip1,
+                           int accumulate, float *scratch) {
+    const ptrdiff_t block = ck_packed_row_block(m, k);
     for (ptrdiff_t i0 = 0; i0 < m; i0 += block) {
         const ptrdiff_t rows = m - i0 < block ? m - i0 : block;
         for (ptrdiff_t s = strip0; s < strip1; s++)
-            ck_packed_rows(rows, k, a + i0 * lda, lda, packed + s * k * STRIP, c + i0 * ldc + (s - strip0) * STRIP, ldc, accumulate);
+            rows_of_strip(rows, k, a + i0 * lda, lda, packed + s * k * STRIP, c + i0 * ldc + (s - strip0) * STRIP, ldc,
+                          accumulate, scratch);
     }
+}
+
+static void ck_packed_rows_avx512(ptrdiff_t m, ptrdiff_t k, const float *a, ptrdiff_t lda, const float *strip, float *c,
+                                  ptrdiff_t ldc, int accumulate, float *scratch) {
+    (void)scratch;
+    ck_packed_rows(m, k, a, lda, strip, c, ldc, accumulate);
+}
+
+void ck_packed_gemm_avx512(ptrdiff_t m, ptrdiff_t k, const float *a, ptrdiff_t lda, const float *packed,
+                           float *c, ptrdiff_t ldc, ptrdiff_t strip0, ptrdiff_t strip1, int accumulate) {
+    ck_packed_walk(ck_packed_rows_avx512, m, k, a, lda, packed, c, ldc, strip0, strip1, accumulate, NULL);
+}
+
+// MARK: - AVX2 + FMA (CPUs without AVX-512; packing on them is opt-in, see WeightPacking.swift)
+//
+// Sixteen ymm registers do not hold an 8 x 32 tile, so the tile is 6 rows x 16 columns, half a
+// strip: 12 accumulators, two registers of W, one broadcast of A (the 6 x 16 shape of BLIS's
+// Haswell kernel). Per row p: two loads of W, six broadcasts, twelve FMAs.
+// k is walked in blocks of AVX2_KBLOCK rows, both halves and every row tile of a block before the
+// next, with the running sums in a scratch buffer between blocks (a store and a load are exact,
+// so each element is the same chain of FMAs as in one pass, summed from zero; C is added at the
+// end when accumulating, as in the AVX-512 kernel; starting the chains from C, the bias and
+// residual, cost accuracy: image features 6.0e-6 from ONNX Runtime instead of 1.7e-6 relative).
+// Measured on a 2-core Zen 3 VM (2026-12-07; its FMA peak 88 GFLOP/s per core, OpenBLAS sgemm
+// 80-82): one thread, 400 x 3072 x 768 (the image MLP's projection) at 1.17-1.30x sgemm's time
+// unblocked or blocked, 1.06-1.13x with A's rows padded (they are 12 KB apart, so a tile's six
+// rows share one L1 set; PackedGEMM.swift copies such an A), the k = 768 products at 1.03-1.13x.
+// With A also packed in 6-row panels (a harness, not built here) 0.99-1.03x. Two threads taking
+// strips as they come, `bench --kernels`: x0.94-1.15 against sgemm by run. So on that machine it
+// is not faster than OpenBLAS, unlike the AVX-512 kernel on Zen 4.
+
+#define CK_AVX2_FMA __attribute__((target("avx2,fma")))
+enum { AVX2_TILE = 6, HALF = 16, AVX2_KBLOCK = 768 };
+
+// One tile of `rows` (1...6, a constant after inlining) rows by half a strip, over kb rows of k:
+// out = (start, or zero when NULL) + A * W (+ addend when not NULL). Strides in floats.
+CK_AVX2_FMA static inline __attribute__((always_inline)) void
+ck_packed_half_tile(const int rows, ptrdiff_t kb, const float *a, ptrdiff_t lda, const float *half,
+                    const float *start, ptrdiff_t ld_start, const float *addend, ptrdiff_t ld_addend,
+                    float *out, ptrdiff_t ld_out) {
+    __m256 low[AVX2_TILE], high[AVX2_TILE];
+    for (int r = 0; r < AVX2_TILE; r++) {
+        if (r >= rows) break;
+        low[r] = start ? _mm256_loadu_ps(start + r * ld_start) : _mm256_setzero_ps();
+        high[r] = start ? _mm256_loadu_ps(start + r * ld_start + 8) : _mm256_setzero_ps();
+    }
+    const float *row = half;
+    for (ptrdiff_t p = 0; p < kb; p++, row += STRIP) {
+        const __m256 w0 = _mm256_loadu_ps(row), w1 = _mm256_loadu_ps(row + 8);
+        for (int r = 0; r < AVX2_TILE; r++) {
+            if (r >= rows) break;
+            const __m256 x = _mm256_broadcast_ss(a + r * lda + p);
+            low[r] = _mm256_fmadd_ps(x, w0, low[r]);
+            high[r] = _mm256_fmadd_ps(x, w1, high[r]);
+        }
+    }
+    for (int r = 0; r < AVX2_TILE; r++) {
+        if (r >= rows) break;
+        if (addend) {
+            low[r] = _mm256_add_ps(low[r], _mm256_loadu_ps(addend + r * ld_addend));
+            high[r] = _mm256_add_ps(high[r], _mm256_loadu_ps(addend + r * ld_addend + 8));
+        }
+        _mm256_storeu_ps(out + r * ld_out, low[r]);
+        _mm256_storeu_ps(out + r * ld_out + 8, high[r]);
+    }
+}
+
+#define CK_HALF_TILE(n)                                                                                           \
+    CK_AVX2_FMA static void ck_packed_half_tile##n(ptrdiff_t kb, const float *a, ptrdiff_t lda, const float *half, \
+                                                   const float *start, ptrdiff_t ld_start, const float *addend,   \
+                                                   ptrdiff_t ld_addend, float *out, ptrdiff_t ld_out) {           \
+        ck_packed_half_tile(n, kb, a, lda, half, start, ld_start, addend, ld_addend, out, ld_out);                \
+    }
+CK_HALF_TILE(6)
+CK_HALF_TILE(4)
+CK_HALF_TILE(2)
+CK_HALF_TILE(1)
+
+// Rows 0..m of one strip. Without scratch (k within one block, or no buffer could be had) each
+// tile runs over all of k in one pass.
+CK_AVX2_FMA static void ck_packed_rows_avx2(ptrdiff_t m, ptrdiff_t k, const float *a, ptrdiff_t lda, const float *strip,
+                                            float *c, ptrdiff_t ldc, int accumulate, float *scratch) {
+    const ptrdiff_t kblock = scratch && k > AVX2_KBLOCK ? AVX2_KBLOCK : (k > 0 ? k : 1);
+    for (ptrdiff_t k0 = 0; k0 == 0 || k0 < k; k0 += kblock) {  // k = 0 still writes C
+        const ptrdiff_t kb = k - k0 < kblock ? k - k0 : kblock;
+        const int first = k0 == 0, last = k0 + kb >= k;
+        for (int h = 0; h < 2; h++) {
+            const float *half = strip + k0 * STRIP + h * HALF;
+            const float *x = a + k0;
+            for (ptrdiff_t i = 0; i < m;) {
+                const ptrdiff_t column = h * HALF;
+                const float *start = first ? NULL : scratch + i * STRIP + column;
+                const float *addend = last && accumulate ? c + i * ldc + column : NULL;
+                float *out = last ? c + i * ldc + column : scratch + i * STRIP + column;
+                const ptrdiff_t ld_out = last ? ldc : STRIP;
+                const float *rows = x + i * lda;
+                // The last m % 6 rows as 4 + 2 + 1, as in the AVX-512 kernel.
+                if (i + 6 <= m) { ck_packed_half_tile6(kb, rows, lda, half, start, STRIP, addend, ldc, out, ld_out); i += 6; }
+                else if (i + 4 <= m) { ck_packed_half_tile4(kb, rows, lda, half, start, STRIP, addend, ldc, out, ld_out); i += 4; }
+                else if (i + 2 <= m) { ck_packed_half_tile2(kb, rows, lda, half, start, STRIP, addend, ldc, out, ld_out); i += 2; }
+                else { ck_packed_half_tile1(kb, rows, lda, half, start, STRIP, addend, ldc, out, ld_out); i += 1; }
+            }
+        }
+    }
+}
+
+void ck_packed_gemm_avx2(ptrdiff_t m, ptrdiff_t k, const float *a, ptrdiff_t lda, const float *packed,
+                         float *c, ptrdiff_t ldc, ptrdiff_t strip0, ptrdiff_t strip1, int accumulate) {
+    // Running sums of one row block by one strip; a failed allocation only means one pass per tile.
+    float *scratch = k > AVX2_KBLOCK ? malloc((size_t)ck_packed_row_block(m, k) * STRIP * sizeof(float)) : NULL;
+    ck_packed_walk(ck_packed_rows_avx2, m, k, a, lda, packed, c, ldc, strip0, strip1, accumulate, scratch);
+    free(scratch);
 }
 
 int ck_cpu_has_avx512f(void) {
@@ -170,6 +292,11 @@ int ck_cpu_has_avx512f(void) {
 void ck_packed_gemm_avx512(ptrdiff_t m, ptrdiff_t k, const float *a, ptrdiff_t lda, const float *packed,
                            float *c, ptrdiff_t ldc, ptrdiff_t strip0, ptrdiff_t strip1, int accumulate) {
     // Not an x86-64 build: callers check ck_cpu_has_avx512f() first; same result with plain loops.
+    ck_packed_gemm_portable(m, k, a, lda, packed, c, ldc, strip0, strip1, accumulate);
+}
+
+void ck_packed_gemm_avx2(ptrdiff_t m, ptrdiff_t k, const float *a, ptrdiff_t lda, const float *packed,
+                         float *c, ptrdiff_t ldc, ptrdiff_t strip0, ptrdiff_t strip1, int accumulate) {
     ck_packed_gemm_portable(m, k, a, lda, packed, c, ldc, strip0, strip1, accumulate);
 }
 

@@ -64,7 +64,8 @@ struct ActionCLIPCommand: ParsableCommand {
         ACTION_CLIP_PACK_WEIGHTS=0 keeps MatMul weights row-major on CPUs with AVX-512, where by default \
         they are stored in strips of 32 columns for the packed GEMM (=1 packs them on any CPU); \
         ACTION_CLIP_AVX512=0 treats the CPU as one without AVX-512 (weights not packed unless \
-        ACTION_CLIP_PACK_WEIGHTS=1, which then runs the packed GEMM's plain-C kernel).
+        ACTION_CLIP_PACK_WEIGHTS=1, which then runs the packed GEMM's AVX2 kernel, or its plain-C one \
+        with ACTION_CLIP_AVX2=0).
         """,
         subcommands: [ClassifyCommand.self, TokenizeCommand.self, PreprocessCommand.self,
                       InspectCommand.self, RunCommand.self, ValidateCommand.self, BenchCommand.self],

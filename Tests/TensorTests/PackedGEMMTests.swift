@@ -7,8 +7,12 @@ import CKernels
 /// sub-ranges, accumulate on and off; then `linear` and `matmul` on packed weights against the
 /// same product on row-major weights, and the contiguous copy other readers get.
 @Suite struct PackedGEMMTests {
-    /// The kernels this machine can run: the portable one always, AVX-512 when the CPU has it.
-    static var paths: [PackedGEMM.Path] { ck_cpu_has_avx512f() != 0 ? [.avx512, .portable] : [.portable] }
+    /// The vector kernels this machine can run (AVX-512, AVX2).
+    static var fastPaths: [PackedGEMM.Path] {
+        (ck_cpu_has_avx512f() != 0 ? [.avx512] : []) + (ck_cpu_has_avx2_fma() != 0 ? [.avx2] : [])
+    }
+    /// Those and the portable kernel, which runs anywhere.
+    static var paths: [PackedGEMM.Path] { fastPaths + [.portable] }
 
     /// Row-major [k, n] into packed strips.
     static func pack(_ weight: [Float], k: Int, n: Int) -> [Float] {
@@ -32,6 +36,7 @@ import CKernels
                     let column = c + strips.lowerBound * PackedStrips.stripColumns
                     switch path {
                     case .avx512: ck_packed_gemm_avx512(rows, k, a, k, w, column, n, strips.lowerBound, strips.upperBound, accumulate ? 1 : 0)
+                    case .avx2: ck_packed_gemm_avx2(rows, k, a, k, w, column, n, strips.lowerBound, strips.upperBound, accumulate ? 1 : 0)
                     case .portable: ck_packed_gemm_portable(rows, k, a, k, w, column, n, strips.lowerBound, strips.upperBound, accumulate ? 1 : 0)
                     }
                 }
@@ -64,7 +69,9 @@ import CKernels
 
     @Test(arguments: [(1, 1, 32), (2, 7, 64), (3, 64, 32), (4, 65, 96), (5, 31, 32), (6, 128, 64), (7, 97, 32),
                       (8, 512, 128), (9, 70, 64), (11, 19, 160), (12, 128, 32), (13, 45, 64), (15, 33, 96),
-                      (16, 96, 64), (17, 257, 32), (23, 40, 64), (50, 300, 96)])
+                      (16, 96, 64), (17, 257, 32), (23, 40, 64), (50, 300, 96),
+                      // The AVX2 kernel's k blocks (768 rows): one full block, a block and a row, two and a tail.
+                      (5, 768, 32), (10, 769, 64), (6, 1600, 32)])
     func kernelMatchesReference(rows: Int, k: Int, n: Int) {
         var generator = SplitMix64(seed: UInt64(rows * 7919 + k * 31 + n))
         let x = generator.floats(rows * k, -1, 1)
@@ -91,7 +98,7 @@ import CKernels
 
     /// Any split of the strips (what threads take) gives the same bits as one call, and columns
     /// outside the strips given are never written; the threaded wrapper equals one call too.
-    @Test(arguments: [(8, 200, 160), (13, 64, 96), (400, 96, 128)])
+    @Test(arguments: [(8, 200, 160), (13, 64, 96), (400, 96, 128), (11, 1000, 96)])
     func stripSplitsAreBitIdentical(rows: Int, k: Int, n: Int) throws {
         var generator = SplitMix64(seed: UInt64(99 + rows))
         let x = generator.floats(rows * k, -1, 1)
@@ -123,22 +130,62 @@ import CKernels
     }
 
     /// An A of more than 8 MB is walked in row blocks (PackedGEMM.c, A_LARGE_BYTES): 2100 rows of
-    /// 1024 (8.6 MB) make blocks of 512 rows and a last one of 52 (with a 4-row tail). The AVX-512
+    /// 1024 (8.6 MB) make blocks of 512 rows and a last one of 52 (with a 4-row tail). Each vector
     /// kernel agrees with the portable one, and with itself over any split of the strips.
     @Test func largeActivationsAreWalkedInRowBlocks() throws {
-        guard ck_cpu_has_avx512f() != 0 else { return }
         let rows = 2100, k = 1024, n = 96
         var generator = SplitMix64(seed: 4242)
         let x = generator.floats(rows * k, -1, 1)
         let weight = generator.floats(k * n, -0.1, 0.1)
         let packed = Self.pack(weight, k: k, n: n)
-        var fast = [Float](repeating: 0, count: rows * n), plain = fast, split = fast
-        Self.run(.avx512, rows: rows, k: k, n: n, x: x, packed: packed, strips: 0..<3, accumulate: false, into: &fast)
+        var plain = [Float](repeating: 0, count: rows * n)
         Self.run(.portable, rows: rows, k: k, n: n, x: x, packed: packed, strips: 0..<3, accumulate: false, into: &plain)
-        #expect(maxMixedError(fast, plain) < 1e-5)
-        Self.run(.avx512, rows: rows, k: k, n: n, x: x, packed: packed, strips: 1..<3, accumulate: false, into: &split)
-        Self.run(.avx512, rows: rows, k: k, n: n, x: x, packed: packed, strips: 0..<1, accumulate: false, into: &split)
-        #expect(split == fast)
+        for path in Self.fastPaths {
+            var fast = [Float](repeating: 0, count: rows * n), split = fast
+            Self.run(path, rows: rows, k: k, n: n, x: x, packed: packed, strips: 0..<3, accumulate: false, into: &fast)
+            #expect(maxMixedError(fast, plain) < 1e-5, "path \(path)")
+            Self.run(path, rows: rows, k: k, n: n, x: x, packed: packed, strips: 1..<3, accumulate: false, into: &split)
+            Self.run(path, rows: rows, k: k, n: n, x: x, packed: packed, strips: 0..<1, accumulate: false, into: &split)
+            #expect(split == fast, "path \(path)")
+        }
+    }
+
+    /// Rows of A a multiple of 1024 floats apart go through a padded copy on the AVX2 path
+    /// (`PackedGEMM.multiply`); the gaps between A's rows hold NaN, so reading past a row's k
+    /// values, or the copy's pitch taken wrongly, would show. Every path agrees with the Double
+    /// reference, with and without accumulate.
+    @Test(arguments: [(7, 1024, 1024), (13, 1024, 2048), (6, 2048, 2048), (5, 1024, 1024)])
+    func activationRowsAtPageMultiplesAgree(rows: Int, k: Int, lda: Int) throws {
+        var generator = SplitMix64(seed: UInt64(rows * 31 + k + lda))
+        let values = generator.floats(rows * k, -1, 1)
+        var x = [Float](repeating: .nan, count: rows * lda)
+        for row in 0..<rows { for p in 0..<k { x[row * lda + p] = values[row * k + p] } }
+        let n = 64
+        let weight = generator.floats(k * n, -0.1, 0.1)
+        let start = generator.floats(rows * n, -1, 1)
+        let tensor = try Tensor(weight, shape: [k, n]).packedStripsCopy()
+        let strips = try #require(tensor.floatPackedStrips())
+        for path in Self.paths {
+            for accumulate in [false, true] {
+                var output = start
+                x.withUnsafeBufferPointer { a in
+                    output.withUnsafeMutableBufferPointer { c in
+                        guard let a = a.baseAddress, let c = c.baseAddress else { return }
+                        PackedGEMM.multiply(rows: rows, a: a, lda: lda, weights: strips, c: c, ldc: n,
+                                            accumulate: accumulate, path: path)
+                    }
+                }
+                var expected = [Float](repeating: 0, count: rows * n)
+                for row in 0..<rows {
+                    for column in 0..<n {
+                        var sum = accumulate ? Double(start[row * n + column]) : 0
+                        for p in 0..<k { sum += Double(values[row * k + p]) * Double(weight[p * n + column]) }
+                        expected[row * n + column] = Float(sum)
+                    }
+                }
+                #expect(maxMixedError(output, expected) < 1e-5, "path \(path) rows \(rows) k \(k) lda \(lda) accumulate \(accumulate)")
+            }
+        }
     }
 
     /// `linear` (bias, residual, QuickGELU) and `matmul` on a packed weight agree with the same

@@ -95,6 +95,10 @@ int ck_packed_equal(ptrdiff_t k, ptrdiff_t n, const void *row_major, const void 
 /// Each element is summed over p in order by fused multiply-adds. Only when ck_cpu_has_avx512f() returns 1.
 void ck_packed_gemm_avx512(ptrdiff_t m, ptrdiff_t k, const float *a, ptrdiff_t lda, const float *packed,
                            float *c, ptrdiff_t ldc, ptrdiff_t strip0, ptrdiff_t strip1, int accumulate);
+/// AVX2+FMA: the same product and the same order of operations (6 x 16 tiles; k in blocks, the
+/// running sums in a buffer it allocates). Only when ck_cpu_has_avx2_fma() returns 1.
+void ck_packed_gemm_avx2(ptrdiff_t m, ptrdiff_t k, const float *a, ptrdiff_t lda, const float *packed,
+                         float *c, ptrdiff_t ldc, ptrdiff_t strip0, ptrdiff_t strip1, int accumulate);
 /// Plain C version of the above, any CPU (a multiply and an add per step instead of an FMA).
 void ck_packed_gemm_portable(ptrdiff_t m, ptrdiff_t k, const float *a, ptrdiff_t lda, const float *packed,
                              float *c, ptrdiff_t ldc, ptrdiff_t strip0, ptrdiff_t strip1, int accumulate);

@@ -57,7 +57,7 @@ public struct TextFeatureCache: Sendable {
     /// the file name with the revision, so a run with `ACTION_CLIP_PACK_WEIGHTS=0` or
     /// `ACTION_CLIP_AVX2=0` never reads features another kernel computed.
     public static let numericsVariant: String = {
-        let packing = WeightPacking.enabledByEnvironment ? (CPUFeatures.avx512 ? "avx512" : "portable") : "off"
+        let packing = WeightPacking.enabledByEnvironment ? PackedGEMM.path.rawValue : "off"
         return "packed=\(packing) avx2=\(CPUFeatures.avx2)"
     }()
     static let headerSize = 56
