@@ -44,6 +44,19 @@ import CKernels
         }
     }
 
+    /// (start +) x [rows, k] * weight [k, n], both row-major, summed in Double.
+    static func reference(rows: Int, k: Int, n: Int, x: [Float], weight: [Float], start: [Float]?) -> [Float] {
+        var expected = [Float](repeating: 0, count: rows * n)
+        for row in 0..<rows {
+            for column in 0..<n {
+                var sum = start.map { Double($0[row * n + column]) } ?? 0
+                for p in 0..<k { sum += Double(x[row * k + p]) * Double(weight[p * n + column]) }
+                expected[row * n + column] = Float(sum)
+            }
+        }
+        return expected
+    }
+
     /// Layout: each packed float sits where the header says, and unpacking and the equality check invert packing.
     @Test func packingRoundTrips() {
         let k = 5, n = 96
@@ -82,14 +95,7 @@ import CKernels
             for accumulate in [false, true] {
                 var output = start
                 Self.run(path, rows: rows, k: k, n: n, x: x, packed: packed, strips: 0..<(n / 32), accumulate: accumulate, into: &output)
-                var expected = [Float](repeating: 0, count: rows * n)
-                for row in 0..<rows {
-                    for column in 0..<n {
-                        var sum = accumulate ? Double(start[row * n + column]) : 0
-                        for p in 0..<k { sum += Double(x[row * k + p]) * Double(weight[p * n + column]) }
-                        expected[row * n + column] = Float(sum)
-                    }
-                }
+                let expected = Self.reference(rows: rows, k: k, n: n, x: x, weight: weight, start: accumulate ? start : nil)
                 let error = maxMixedError(output, expected)
                 #expect(error < 1e-5, "path \(path) rows \(rows) k \(k) n \(n) accumulate \(accumulate): \(error)")
             }
@@ -175,14 +181,7 @@ import CKernels
                                             accumulate: accumulate, path: path)
                     }
                 }
-                var expected = [Float](repeating: 0, count: rows * n)
-                for row in 0..<rows {
-                    for column in 0..<n {
-                        var sum = accumulate ? Double(start[row * n + column]) : 0
-                        for p in 0..<k { sum += Double(values[row * k + p]) * Double(weight[p * n + column]) }
-                        expected[row * n + column] = Float(sum)
-                    }
-                }
+                let expected = Self.reference(rows: rows, k: k, n: n, x: values, weight: weight, start: accumulate ? start : nil)
                 #expect(maxMixedError(output, expected) < 1e-5, "path \(path) rows \(rows) k \(k) lda \(lda) accumulate \(accumulate)")
             }
         }
