@@ -159,7 +159,8 @@ import CKernels
     /// Rows of A a multiple of 1024 floats apart go through a padded copy on the AVX2 path
     /// (`PackedGEMM.multiply`); the gaps between A's rows hold NaN, so reading past a row's k
     /// values, or the copy's pitch taken wrongly, would show. Every path agrees with the Double
-    /// reference, with and without accumulate.
+    /// reference, with and without accumulate, and the copy made 6 rows at a time (13 rows: blocks
+    /// of 6, 6 and 1) gives the same bits as one block.
     @Test(arguments: [(7, 1024, 1024), (13, 1024, 2048), (6, 2048, 2048), (5, 1024, 1024)])
     func activationRowsAtPageMultiplesAgree(rows: Int, k: Int, lda: Int) throws {
         var generator = SplitMix64(seed: UInt64(rows * 31 + k + lda))
@@ -174,15 +175,25 @@ import CKernels
         for path in Self.paths {
             for accumulate in [false, true] {
                 var output = start
+                // Through `multiply`, then through the row copy with blocks of 6 rows.
+                var blocked = start
                 x.withUnsafeBufferPointer { a in
+                    guard let a = a.baseAddress else { return }
                     output.withUnsafeMutableBufferPointer { c in
-                        guard let a = a.baseAddress, let c = c.baseAddress else { return }
+                        guard let c = c.baseAddress else { return }
                         PackedGEMM.multiply(rows: rows, a: a, lda: lda, weights: strips, c: c, ldc: n,
                                             accumulate: accumulate, path: path)
+                    }
+                    blocked.withUnsafeMutableBufferPointer { c in
+                        guard let c = c.baseAddress else { return }
+                        PackedGEMM.multiplyCopyingRows(rows: rows, a: a, lda: lda, weights: strips, strips: 0..<strips.strips,
+                                                       c: c, ldc: n, accumulate: accumulate, path: path,
+                                                       blockBytes: 6 * (k + 16) * 4)
                     }
                 }
                 let expected = Self.reference(rows: rows, k: k, n: n, x: values, weight: weight, start: accumulate ? start : nil)
                 #expect(maxMixedError(output, expected) < 1e-5, "path \(path) rows \(rows) k \(k) lda \(lda) accumulate \(accumulate)")
+                #expect(blocked == output, "path \(path) rows \(rows): the copy's row blocks change the result")
             }
         }
     }

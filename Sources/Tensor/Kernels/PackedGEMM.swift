@@ -48,19 +48,33 @@ public enum PackedGEMM {
             // A's rows a multiple of 4 KB apart (the image MLP's 3072-float rows, the text MLP's
             // 2048): the six rows an AVX2 tile reads fall in one set of the 8-way L1 cache, and the
             // 400 x 3072 x 768 product ran at 0.69x sgemm's speed (`bench --kernels`, Zen 3).
-            // A copy with 16 floats more per row costs a few percent of the product.
-            let pitch = k + 16
-            let copy = UnsafeMutablePointer<Float>.allocate(capacity: rows * pitch)
-            defer { copy.deallocate() }
-            Threading.parallelFor(0..<rows, minimumChunk: max(1, (1 << 16) / k)) { block in
-                for row in block { (copy + row * pitch).update(from: a + row * lda, count: k) }
-            }
-            multiplyStrips(rows: rows, a: UnsafePointer(copy), lda: pitch, weights: weights, strips: strips, c: c, ldc: ldc,
-                           accumulate: accumulate, path: path)
+            multiplyCopyingRows(rows: rows, a: a, lda: lda, weights: weights, strips: strips, c: c, ldc: ldc,
+                                accumulate: accumulate, path: path, blockBytes: 8 << 20)
             return
         }
         multiplyStrips(rows: rows, a: a, lda: lda, weights: weights, strips: strips, c: c, ldc: ldc,
                        accumulate: accumulate, path: path)
+    }
+
+    /// The product on a copy of A with 16 floats more per row, which costs a few percent of it.
+    /// The copy holds about `blockBytes` of A at a time (the text graph at 77 tokens has 100 MB);
+    /// that changes nothing in the results, since every row is computed on its own.
+    static func multiplyCopyingRows(rows: Int, a: UnsafePointer<Float>, lda: Int, weights: PackedStrips,
+                                    strips: Range<Int>, c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool,
+                                    path: Path, blockBytes: Int) {
+        let k = weights.rows
+        let pitch = k + 16
+        let blockRows = min(rows, max(6, blockBytes / (pitch * MemoryLayout<Float>.stride)))
+        let copy = UnsafeMutablePointer<Float>.allocate(capacity: blockRows * pitch)
+        defer { copy.deallocate() }
+        for first in stride(from: 0, to: rows, by: blockRows) {
+            let count = min(blockRows, rows - first)
+            Threading.parallelFor(0..<count, minimumChunk: max(1, (1 << 16) / max(k, 1))) { block in
+                for row in block { (copy + row * pitch).update(from: a + (first + row) * lda, count: k) }
+            }
+            multiplyStrips(rows: count, a: UnsafePointer(copy), lda: pitch, weights: weights, strips: strips,
+                           c: c + first * ldc, ldc: ldc, accumulate: accumulate, path: path)
+        }
     }
 
     private static func multiplyStrips(rows: Int, a: UnsafePointer<Float>, lda: Int, weights: PackedStrips,
