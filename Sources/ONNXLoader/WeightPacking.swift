@@ -21,8 +21,9 @@ import Tensor
 ///
 /// On by default where the packed GEMM has its AVX-512 kernel (`CPUFeatures.avx512`). Elsewhere
 /// the packed GEMM's AVX2 kernel was measured no faster than OpenBLAS and the skinny kernel on
-/// row-major weights (2-core Zen 3, docs/PERFORMANCE.md "Working session 9"), so it is opt-in. `ACTION_CLIP_PACK_WEIGHTS=0` turns packing off, `=1` forces it on; the aligned weight
-/// cache keeps one file per setting, since the setting is part of its key.
+/// row-major weights (2-core Zen 3, docs/PERFORMANCE.md "Working session 9"), so it is opt-in.
+/// `ACTION_CLIP_PACK_WEIGHTS=0` turns packing off, `=1` forces it on; the aligned weight cache
+/// keeps one file per setting, since the setting is part of its key.
 public enum WeightPacking {
     /// The default for `ONNXLoader.load`, read once.
     public static let enabledByEnvironment: Bool = {
