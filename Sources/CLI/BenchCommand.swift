@@ -34,7 +34,8 @@ struct BenchCommand: ParsableCommand {
         runs one graph per request: each of our runs of a graph is followed by one of ONNX Runtime's, \
         so both see the same machine, and ours/ORT is the ratio of the two medians; "paired" is the \
         median of the per-sample ratios (each of our runs over the ONNX Runtime run right after it), \
-        which a drift of the machine's speed during the row moves less. Each fusion sample \
+        which a drift of the machine's speed during the row moves less; "faster" counts the pairs \
+        in which our run took less time than ONNX Runtime's. Each fusion sample \
         is 10 runs back to back on both engines. The text rows \
         share one set of ONNX Runtime runs (the full 77-token graph, alternated with the true-length \
         row).
@@ -94,6 +95,12 @@ struct BenchCommand: ParsableCommand {
         var pairedRatio: Double? {
             guard alternated, !times.isEmpty, times.count == ortTimes.count, !ortTimes.contains(where: { $0 <= 0 }) else { return nil }
             return Statistics.median(zip(times, ortTimes).map { $0 / $1 })
+        }
+        /// In how many of an alternated row's pairs our run was the faster one: how reliably the
+        /// row beats ONNX Runtime on a machine whose speed drifts, which a median cannot show.
+        var fasterPairs: Int? {
+            guard pairedRatio != nil else { return nil }
+            return zip(times, ortTimes).filter { $0 < $1 }.count
         }
     }
 
@@ -394,7 +401,8 @@ struct BenchCommand: ParsableCommand {
         text += "\n\n"
         text += Padding.left("row", 38) + Padding.right("median ms", 11) + Padding.right("min ms", 11)
             + Padding.right("GFLOP/s", 10) + Padding.right("peak MB", 10)
-        text += (ortVersion != nil ? Padding.right("ORT ms", 11) + Padding.right("ours/ORT", 10) + Padding.right("paired", 8) : "") + "\n"
+        text += (ortVersion != nil ? Padding.right("ORT ms", 11) + Padding.right("ours/ORT", 10) + Padding.right("paired", 8)
+            + Padding.right("faster", 8) : "") + "\n"
         for row in rows {
             let rate = row.gigaFLOPs.map { String(format: "%.1f", $0 / (row.median / 1000)) } ?? "-"
             text += Padding.left(row.name, 38) + Padding.right(String(format: "%.1f", row.median), 11)
@@ -404,8 +412,9 @@ struct BenchCommand: ParsableCommand {
                 if let ort = row.ortMedian {
                     text += Padding.right(String(format: "%.1f", ort), 11) + Padding.right(String(format: "%.3f", row.median / ort), 10)
                         + Padding.right(row.pairedRatio.map { String(format: "%.3f", $0) } ?? "-", 8)
+                        + Padding.right(row.fasterPairs.map { "\($0)/\(row.times.count)" } ?? "-", 8)
                 } else {
-                    text += Padding.right("-", 11) + Padding.right("-", 10) + Padding.right("-", 8)
+                    text += Padding.right("-", 11) + Padding.right("-", 10) + Padding.right("-", 8) + Padding.right("-", 8)
                 }
             }
             text += "\n"
@@ -443,6 +452,7 @@ struct BenchCommand: ParsableCommand {
                 members.append(("ort_times_ms", .array(row.ortTimes.map { .number($0) })))
                 members.append(("ratio_to_ort", .number(row.median / ort)))
                 if let paired = row.pairedRatio { members.append(("paired_ratio_to_ort", .number(paired))) }
+                if let faster = row.fasterPairs { members.append(("faster_pairs", .number(Double(faster)))) }
             }
             if let note = row.note { members.append(("note", .string(note))) }
             if !row.ops.isEmpty {

@@ -208,7 +208,7 @@ import Testing
     /// `bench --compare-ort --json` on the tiny models (ONNX Runtime from the project venv, which
     /// Scripts/setup.sh creates): every row has its samples; the ratio columns are what the
     /// samples say, recomputed here; a row that reuses another row's ONNX Runtime runs has no
-    /// paired ratio; and no GFLOP/s is claimed for models smaller than the ailia ones.
+    /// paired ratio or count of faster pairs; and no GFLOP/s is claimed for models smaller than the ailia ones.
     @Test func benchReportsRatiosFromItsOwnSamples() throws {
         let python = CLI.repositoryRoot.appendingPathComponent(".venv/bin/python").path
         try #require(FileManager.default.isExecutableFile(atPath: python), "\(python) is missing: run Scripts/setup.sh first")
@@ -237,10 +237,13 @@ import Testing
             #expect(abs(ratio - median(times) / median(ortTimes)) <= 1e-9 * ratio, "\(name)")
             if name.hasPrefix("text full") {
                 #expect(row["paired_ratio_to_ort"] == nil, "\(name) reuses the true-length row's ONNX Runtime runs")
+                #expect(row["faster_pairs"] == nil, "\(name) has no pairs")
             } else {
                 let paired = try #require(row["paired_ratio_to_ort"] as? Double, "\(name) has no paired ratio")
                 let expected = median(zip(times, ortTimes).map { $0 / $1 })
                 #expect(abs(paired - expected) <= 1e-9 * expected, "\(name): \(paired) vs \(expected)")
+                let faster = try #require(row["faster_pairs"] as? Double, "\(name) has no count of faster pairs")
+                #expect(faster == Double(zip(times, ortTimes).filter { $0 < $1 }.count), "\(name): \(faster)")
             }
         }
         #expect(rows.filter { $0["paired_ratio_to_ort"] != nil }.count == 3, "image, fusion and text true length")
