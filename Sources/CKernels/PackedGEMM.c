@@ -250,10 +250,10 @@ CK_AVX2_FMA static void ck_packed_rows_avx2(ptrdiff_t m, ptrdiff_t k, const floa
         const ptrdiff_t kb = k - k0 < kblock ? k - k0 : kblock;
         const int first = k0 == 0, last = k0 + kb >= k;
         for (int h = 0; h < 2; h++) {
-            const float *half = strip + k0 * STRIP + h * HALF;
+            const ptrdiff_t column = h * HALF;
+            const float *half = strip + k0 * STRIP + column;
             const float *x = a + k0;
             for (ptrdiff_t i = 0; i < m;) {
-                const ptrdiff_t column = h * HALF;
                 const float *start = first ? NULL : scratch + i * STRIP + column;
                 const float *addend = last && accumulate ? c + i * ldc + column : NULL;
                 float *out = last ? c + i * ldc + column : scratch + i * STRIP + column;

@@ -294,7 +294,8 @@ public enum CPUFeatures {
 
     /// AVX-512F is present and not switched off with `ACTION_CLIP_AVX512=0`. Off, the loader does
     /// not pack weights by default (`WeightPacking`), and weights packed anyway
-    /// (`ACTION_CLIP_PACK_WEIGHTS=1`) go to the packed GEMM's portable kernel.
+    /// (`ACTION_CLIP_PACK_WEIGHTS=1`) go to the packed GEMM's AVX2 kernel (`PackedGEMM.path`),
+    /// or to its portable one when `avx2` is off too.
     public static let avx512: Bool = {
         if let value = getenv("ACTION_CLIP_AVX512"), String(cString: value) == "0" { return false }
         return ck_cpu_has_avx512f() != 0
