@@ -56,7 +56,9 @@ struct ActionCLIPCommand: ParsableCommand {
         Exit codes: 0 success, 1 bad input or failed check, 2 usage error.
         Environment: ACTION_CLIP_TIMING=1 prints time per op type after each graph run;
         ACTION_CLIP_TRACE=1 prints one line per executed node; ACTION_CLIP_WEIGHT_CACHE=0 turns off \
-        the aligned weight cache ($XDG_CACHE_HOME/action-clip/weights, default ~/.cache/action-clip/weights); \
+        the aligned weight cache ($XDG_CACHE_HOME/action-clip/weights, default ~/.cache/action-clip/weights), \
+        =verify compares it with the model's bytes on every load even where a stamp shows neither file \
+        changed since the last comparison; \
         ACTION_CLIP_SKINNY_GEMM=0 sends the few-row products (2-12 rows, e.g. the fusion graph) to \
         OpenBLAS instead of the skinny kernel, =portable forces its plain-C version; \
         ACTION_CLIP_PAD_WEIGHTS=0 keeps MatMul weights' rows contiguous (by default rows a multiple of \

@@ -12,16 +12,22 @@ public struct WeightCacheSettings: Sendable, Equatable {
     public var directory: String?
     /// Models with less raw_data than this are not cached (copying them costs little).
     public var minimumBytes: Int
+    /// Whether a stamp (`WeightCacheStamp`) lets a load skip comparing the cache with the model.
+    public var trustsStamps: Bool
+    /// How long ago both files' times must lie before a stamp is written for them.
+    var settleSeconds: UInt64 = WeightCacheStamp.settleSeconds
 
-    public init(directory: String?, minimumBytes: Int = 32 << 20) {
+    public init(directory: String?, minimumBytes: Int = 32 << 20, trustsStamps: Bool = true) {
         self.directory = directory
         self.minimumBytes = minimumBytes
+        self.trustsStamps = trustsStamps
     }
 
     public static let disabled = WeightCacheSettings(directory: nil)
 
     /// `$XDG_CACHE_HOME/action-clip/weights` (default `~/.cache/action-clip/weights`);
-    /// `ACTION_CLIP_WEIGHT_CACHE=0` turns the cache off, any other absolute path replaces the directory.
+    /// `ACTION_CLIP_WEIGHT_CACHE=0` turns the cache off, `verify` compares the cache with the model
+    /// on every load (stamps ignored), any other absolute path replaces the directory.
     public static func fromEnvironment() -> WeightCacheSettings {
         from { name in getenv(name).map { String(cString: $0) } }
     }
@@ -29,8 +35,10 @@ public struct WeightCacheSettings: Sendable, Equatable {
     /// The settings for an environment given as a lookup function.
     public static func from(environment variable: (String) -> String?) -> WeightCacheSettings {
         func value(_ name: String) -> String? { variable(name).flatMap { $0.isEmpty ? nil : $0 } }
+        var trustsStamps = true
         if let setting = value("ACTION_CLIP_WEIGHT_CACHE") {
             if setting == "0" { return .disabled }
+            if setting == "verify" { trustsStamps = false }
             if setting.hasPrefix("/") { return WeightCacheSettings(directory: setting) }
         }
         let base: String
@@ -41,7 +49,7 @@ public struct WeightCacheSettings: Sendable, Equatable {
         } else {
             return .disabled
         }
-        return WeightCacheSettings(directory: base + "/action-clip/weights")
+        return WeightCacheSettings(directory: base + "/action-clip/weights", trustsStamps: trustsStamps)
     }
 }
 
@@ -57,10 +65,12 @@ public struct WeightCacheSettings: Sendable, Equatable {
 /// 323 MB took 0.05 to 1.1 s depending on how recently the VM's memory had been used). Pages of
 /// this file are in the page cache after the first run, like the model's own.
 ///
-/// Trust: the file is named by a hash of the model's structure, but its bytes are never taken on
+/// Trust: the file is named by a hash of the model's structure, but its bytes are not taken on
 /// trust. Each tensor is compared with the model's raw_data (`memcmp`, both sides page-cache
 /// backed) before it is used; any difference, a short file or a foreign header makes the loader
-/// copy from the model as it would without a cache, and write a new cache file.
+/// copy from the model as it would without a cache, and write a new cache file. A load after one
+/// that found every tensor equal skips the comparison when a stamp (`WeightCacheStamp`) shows
+/// that neither file has been written since; the header, sizes and layouts are checked either way.
 ///
 /// Layout (little-endian): "ACWEIGHT", UInt32 version, UInt32 entry count, UInt64 model key,
 /// UInt64 model file size; then per entry UInt64 initializer index, source offset, length, cache
@@ -163,10 +173,17 @@ final class AlignedWeightCache: @unchecked Sendable {
     let mapping: MappedFile
     /// Cache ranges by initializer index.
     private let slots: [Int: Entry]
+    /// A stamp vouched for this file and the model: tensors are used without comparing them.
+    let trusted: Bool
+    /// Entries compared with the model and found equal (the loader decodes on one thread).
+    private(set) var verifiedCount = 0
+    /// Every entry of the file was compared and found equal.
+    var allVerified: Bool { verifiedCount == slots.count }
 
-    private init(mapping: MappedFile, slots: [Int: Entry]) {
+    private init(mapping: MappedFile, slots: [Int: Entry], trusted: Bool) {
         self.mapping = mapping
         self.slots = slots
+        self.trusted = trusted
     }
 
     /// A name for the model's cache file: FNV-1a over the model without its raw_data, the raw_data
@@ -195,7 +212,9 @@ final class AlignedWeightCache: @unchecked Sendable {
 
     /// The cache file for this model, or nil when it is missing or does not describe these ranges.
     /// Every size read from the file is checked against the file's length and the model's ranges.
-    static func load(path: String, key: UInt64, ranges: [Range<Int>?], modelSize: Int) -> AlignedWeightCache? {
+    /// With `model` (the model file's mapping) it is `trusted` when its stamp names both files.
+    static func load(path: String, key: UInt64, ranges: [Range<Int>?], modelSize: Int,
+                     model: MappedFile? = nil) -> AlignedWeightCache? {
         // Not populated at once: each tensor's pages are mapped just before they are compared, while
         // the model's copy of them is released, so the two are never resident together.
         guard let mapping = try? MappedFile.map(path, populate: false), let base = mapping.base,
@@ -225,17 +244,24 @@ final class AlignedWeightCache: @unchecked Sendable {
                   slots[index] == nil else { return nil }
             slots[index] = Entry(initializer: index, source: expected, cacheOffset: cacheOffset, placement: placement)
         }
-        return AlignedWeightCache(mapping: mapping, slots: slots)
+        let trusted = model.map {
+            WeightCacheStamp.vouches(path: WeightCacheStamp.path(cachePath: path), model: $0.identity, cache: mapping.identity)
+        } ?? false
+        return AlignedWeightCache(mapping: mapping, slots: slots, trusted: trusted)
     }
 
     /// Initializer `index`'s bytes from the cache (`placement.span` of them) if the cache stores
-    /// them in that layout and they equal `source` (the model's raw_data), row by row.
+    /// them in that layout and they equal `source` (the model's raw_data), row by row; when the
+    /// cache is `trusted`, without comparing (`source` is then never read).
     func verifiedRegion(_ index: Int, placement: Placement, equalTo source: UnsafeRawBufferPointer) -> UnsafeRawBufferPointer? {
         guard let entry = slots[index], let base = mapping.base, entry.source.count == source.count,
               entry.placement == placement, let sourceStart = source.baseAddress else { return nil }
         let region = UnsafeRawBufferPointer(start: base + entry.cacheOffset, count: placement.span)
         MappedFile.populate(region)
-        guard let start = region.baseAddress, placement.rowsEqual(start, sourceStart) else { return nil }
+        guard let start = region.baseAddress else { return nil }
+        if trusted { return region }
+        guard placement.rowsEqual(start, sourceStart) else { return nil }
+        verifiedCount += 1
         return region
     }
 

@@ -12,11 +12,14 @@ final class MappedFile: @unchecked Sendable {
     let size: Int
     /// The path it was opened with (for messages and tests).
     let path: String
+    /// The file's identity when it was mapped (`WeightCacheStamp`).
+    let identity: FileIdentity
 
-    private init(base: UnsafeRawPointer?, size: Int, path: String) {
+    private init(base: UnsafeRawPointer?, size: Int, path: String, identity: FileIdentity) {
         self.base = base
         self.size = size
         self.path = path
+        self.identity = identity
     }
 
     deinit {
@@ -34,7 +37,7 @@ final class MappedFile: @unchecked Sendable {
     /// change tensors we already validated (pages not yet touched may still reflect edits, as
     /// with any mmap; this is a read-only engine over files the user chose).
     /// `populate` maps every page at once (MAP_POPULATE); otherwise pages are faulted in as read
-    /// (or in batches with `populate(_:)`).
+    /// (or in batches with `populate(_:)`, or all at once with `populateAll()`).
     static func map(_ path: String, populate: Bool = true) throws(Failure) -> MappedFile {
         let descriptor = open(path, O_RDONLY | O_CLOEXEC)
         guard descriptor >= 0 else {
@@ -48,7 +51,8 @@ final class MappedFile: @unchecked Sendable {
         if (status.st_mode & S_IFMT) == S_IFDIR { throw .isDirectory }
         guard (status.st_mode & S_IFMT) == S_IFREG else { throw .system("not a regular file") }
         let size = Int(status.st_size)
-        if size == 0 { return MappedFile(base: nil, size: 0, path: path) }
+        let identity = FileIdentity(status)
+        if size == 0 { return MappedFile(base: nil, size: 0, path: path, identity: identity) }
         // The parser reads every byte at once, so fault the whole file in with one call rather
         // than one page fault per 4 KiB page (about 90,000 for the image model).
         #if os(Linux)
@@ -60,7 +64,13 @@ final class MappedFile: @unchecked Sendable {
         guard let address, address != UnsafeMutableRawPointer(bitPattern: -1) else {
             throw .system("mmap failed: " + Self.message(errno))
         }
-        return MappedFile(base: UnsafeRawPointer(address), size: size, path: path)
+        return MappedFile(base: UnsafeRawPointer(address), size: size, path: path, identity: identity)
+    }
+
+    /// Maps every page of the file in one call (what `map(_:populate: true)` does).
+    func populateAll() {
+        guard let base else { return }
+        Self.populate(UnsafeRawBufferPointer(start: base, count: size))
     }
 
     /// Maps the pages of `region` (inside this file's mapping) in one call, as MAP_POPULATE does for

@@ -29,7 +29,9 @@ public enum ONNXLoader {
                             packMatrices: Bool = WeightPacking.enabledByEnvironment) throws(ONNXLoadError) -> ONNXModel {
         let file: MappedFile
         do {
-            file = try MappedFile.map(path)
+            // Not populated yet: `parse` does it unless a trusted weight cache means most of the
+            // file (the raw_data the cache holds aligned) is never read.
+            file = try MappedFile.map(path, populate: false)
         } catch {
             switch error {
             case .notFound: throw .fileNotFound(path: path)
@@ -76,14 +78,18 @@ public enum ONNXLoader {
         if let index {
             let cache = cacheTarget.flatMap { target in
                 AlignedWeightCache.load(path: AlignedWeightCache.path(directory: target.directory, key: target.key),
-                                        key: target.key, ranges: index.rawData, modelSize: bytes.count)
+                                        key: target.key, ranges: index.rawData, modelSize: bytes.count,
+                                        model: weightCache.trustsStamps ? mapping : nil)
             }
+            // Every byte is read (parsed or compared with the cache) unless the cache is trusted.
+            if cache?.trusted != true { mapping?.populateAll() }
             context.mappedWeights = MappedWeights(bytes: bytes, ranges: index.rawData, mapping: mapping, cache: cache,
                                                   cacheWritable: cacheTarget != nil)
             unpacked = index.skeleton.withUnsafeBufferPointer { skeleton in
                 skeleton.baseAddress.flatMap { onnx__model_proto__unpack(nil, skeleton.count, $0) }
             }
         } else if let start = bytes.baseAddress {
+            mapping?.populateAll()
             unpacked = onnx__model_proto__unpack(nil, bytes.count, start.assumingMemoryBound(to: UInt8.self))
         } else {
             unpacked = nil
@@ -96,6 +102,12 @@ public enum ONNXLoader {
             AlignedWeightCache.write(directory: target.directory, key: target.key, model: bytes, ranges: weights.ranges,
                                      placements: weights.placements)
             for index in weights.copied { weights.region(index).map(MappedWeights.releasePages) }
+        } else if weightCache.trustsStamps, let mapping, let cache = context.mappedWeights?.cache, !cache.trusted,
+                  cache.allVerified {
+            // Every cached tensor equalled the model's: the next load may skip the comparison.
+            WeightCacheStamp.record(path: WeightCacheStamp.path(cachePath: cache.mapping.path), model: mapping,
+                                    modelPath: mapping.path, cache: cache.mapping, now: WeightCacheStamp.now(),
+                                    settleSeconds: weightCache.settleSeconds)
         }
         return model
     }

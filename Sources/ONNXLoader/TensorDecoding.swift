@@ -286,6 +286,8 @@ final class MappedWeights {
         if let mapping, layout.dataType != .bool {
             // An aligned weight is used in place unless padding or packing it now pays on every later load.
             if Int(bitPattern: start) % layout.dataType.byteSize == 0, !(placement.isRelaid && cacheWritable) {
+                // With a trusted cache the model file was not populated as a whole (ONNXLoader.parse).
+                if cache?.trusted == true { MappedFile.populate(region) }
                 return try Self.borrow(start, layout, keeper: mapping)
             }
             if let cache, let cached = cache.verifiedRegion(index, placement: placement, equalTo: region),
