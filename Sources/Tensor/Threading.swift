@@ -2,8 +2,9 @@
 // ----------------
 // One owner for the cores: this engine's own threads. OpenBLAS always runs single-threaded
 // (`useSingleThreadedBLAS`), and every parallel piece of work is split by us:
-//  * GEMMs (`BLAS.sgemm`): a large product is cut into `threadCount` blocks of columns (or rows),
-//    each a single-threaded sgemm on one thread of `Threading.parallelFor`. Measured on the Zen 3
+//  * GEMMs (`BLAS.sgemm`): a large product is cut into blocks of columns (one large block per
+//    thread, then a few small ones for whichever thread is free first: `BLAS.columnBlocks`) or
+//    `threadCount` blocks of rows, each a single-threaded sgemm on one thread of `Threading.parallelFor`. Measured on the Zen 3
 //    build host, two single-threaded halves reach the same 170-180 GFLOP/s as OpenBLAS's own two
 //    threads on the image and text shapes (158-173 GFLOP/s at M = 322, 123-127 at M = 40 where
 //    OpenBLAS's threading gave 80).

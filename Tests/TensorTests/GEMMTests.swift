@@ -126,4 +126,58 @@ import Foundation
             #expect(maxMixedError(c, expected) < Swift.max(1e-6, 1e-7 * Float(k)), "transA \(transposeA) transB \(transposeB)")
         }
     }
+
+    /// The column blocks tile C in order, in multiples of 16 columns (but the last), with one
+    /// large block per thread first when the product is wide enough.
+    @Test(arguments: [1, 2, 3, 4])
+    func columnBlocksTileTheColumns(threads: Int) {
+        for columns in [1, 15, 16, 64, 100, 511, 512, 700, 768, 2304, 3072, 5000] {
+            let blocks = BLAS.columnBlocks(columns: columns, threads: threads)
+            #expect(blocks.first?.lowerBound == 0 && blocks.last?.upperBound == columns, "\(columns)")
+            for (first, second) in zip(blocks, blocks.dropFirst()) {
+                #expect(first.upperBound == second.lowerBound && first.count % BLAS.columnUnit == 0, "\(columns)")
+            }
+            if threads > 1, (columns + BLAS.columnUnit - 1) / BLAS.columnUnit >= 16 * threads {
+                #expect(blocks.count == 3 * threads, "\(columns)")
+                let large = blocks.prefix(threads).map(\.count), small = blocks.dropFirst(threads).map(\.count)
+                #expect(Set(large).count == 1 && large.reduce(0, +) * 10 >= columns * 7, "\(columns): \(large)")
+                #expect(small.allSatisfy { $0 <= large[0] / 2 }, "\(columns): \(small)")
+            } else {
+                #expect(blocks.count <= Swift.max(1, threads), "\(columns)")
+            }
+        }
+    }
+
+    /// A block's result does not depend on which thread takes it (OpenBLAS computes a block the
+    /// same on any thread), so a split product is the same bit for bit on every run, however the
+    /// threads' timing hands out the small blocks. (It is not the same as one call on one thread:
+    /// OpenBLAS's blocking depends on the width of each call.)
+    @Test func splitProductsAreTheSameOnEveryRun() throws {
+        let (m, n, k) = (96, 1100, 300)
+        var generator = SplitMix64(seed: 41)
+        let a = generator.floats(m * k, -1, 1), b = generator.floats(k * n, -1, 1)
+        func product(threads: Int) throws -> [Float] {
+            let original = Threading.threadCount
+            defer { Threading.threadCount = original }
+            Threading.threadCount = threads
+            var c = [Float](repeating: 0, count: m * n)
+            try a.withUnsafeBufferPointer { aBuffer in
+                try b.withUnsafeBufferPointer { bBuffer in
+                    try c.withUnsafeMutableBufferPointer { cBuffer in
+                        guard let aBase = aBuffer.baseAddress, let bBase = bBuffer.baseAddress, let cBase = cBuffer.baseAddress else { return }
+                        try BLAS.sgemm(transposeA: false, transposeB: false, m: m, n: n, k: k, alpha: 1, a: aBase, lda: k,
+                                       b: bBase, ldb: n, beta: 0, c: cBase, ldc: n)
+                    }
+                }
+            }
+            return c
+        }
+        #expect(BLAS.columnBlocks(columns: n, threads: 2).count == 6)
+        let single = try product(threads: 1)
+        for threads in [2, 3] {
+            let first = try product(threads: threads)
+            #expect(maxMixedError(first, single) < 1e-5, "threads \(threads)")
+            for _ in 0..<6 { #expect(try product(threads: threads) == first, "threads \(threads)") }
+        }
+    }
 }

@@ -50,16 +50,18 @@ public struct TextFeatureCache: Sendable {
     /// name. 2: the skinny kernel sums its k-slices in a fixed order (working session 6). 3: the
     /// attention's row softmax in AVX2+FMA (`Sources/CKernels/Softmax.c`, working session 7).
     /// 4: the packed GEMM on AVX-512 CPUs (`Sources/CKernels/PackedGEMM.c`, working session 8).
-    public static let numericsRevision: UInt32 = 4
+    /// 5: sgemm's column blocks (`BLAS.columnBlocks`, working session 10).
+    public static let numericsRevision: UInt32 = 5
 
     /// The kernel choices of this process that change the features' rounding: whether the loader
-    /// packs MatMul weights and which kernel multiplies them, and the AVX2 switch. Hashed into
-    /// the file name with the revision, so a run with `ACTION_CLIP_PACK_WEIGHTS=0` or
-    /// `ACTION_CLIP_AVX2=0` never reads features another kernel computed.
-    public static let numericsVariant: String = {
+    /// packs MatMul weights and which kernel multiplies them, the AVX2 switch, and the thread
+    /// count (sgemm's blocks depend on it: `BLAS.columnBlocks`). Hashed into the file name with the
+    /// revision, so a run with `ACTION_CLIP_PACK_WEIGHTS=0`, `ACTION_CLIP_AVX2=0` or another
+    /// `--threads` never reads features another kernel or split computed.
+    public static var numericsVariant: String {
         let packing = WeightPacking.enabledByEnvironment ? PackedGEMM.path.rawValue : "off"
-        return "packed=\(packing) avx2=\(CPUFeatures.avx2)"
-    }()
+        return "packed=\(packing) avx2=\(CPUFeatures.avx2) threads=\(Threading.threadCount)"
+    }
     static let headerSize = 56
     static let checksumSize = 32
 
