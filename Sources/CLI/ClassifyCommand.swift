@@ -140,18 +140,18 @@ struct ClassifyCommand: ParsableCommand {
         // The tokenizer is ready long before the text network: the image network starts as soon as
         // it and the videos are, while the text network (if the cache misses) goes on loading on
         // its own thread until the classifier first asks for it.
-        let tokenization = BackgroundWork { () throws -> (tokenizer: CLIPTokenizer, tokens: Tensor?, cached: Bool) in
+        let tokenization = BackgroundWork { () throws -> (tokenizer: CLIPTokenizer, tokens: Tensor?, cached: Tensor?) in
             let tokenizer = try CLIPTokenizer(vocabularyPath: vocabulary)
             // An over-long label is reported later, with its name, by the classifier.
             let tokens = try? ZeroShotClassifier.promptTokens(labels: labels, tokenizer: tokenizer)
             Diagnostics.stage("prompts tokenized (third thread)")
-            guard let textCache, let tokens, textCache.lookup(tokens) != nil else { return (tokenizer, tokens, false) }
+            guard let textCache, let tokens, let features = textCache.lookup(tokens) else { return (tokenizer, tokens, nil) }
             Diagnostics.stage("text features found in the cache (third thread)")
-            return (tokenizer, tokens, true)
+            return (tokenizer, tokens, features)
         }
         let textLoading = BackgroundWork { () throws -> TextEncoder? in
             let prepared = try tokenization.result()
-            guard !prepared.cached else { return nil }
+            guard prepared.cached == nil else { return nil }
             let encoder = try ActionCLIPNetworks.loadTextEncoder(path: paths.text)
             Diagnostics.stage("text network loaded (fourth thread)")
             if let tokens = prepared.tokens {
@@ -166,9 +166,11 @@ struct ClassifyCommand: ParsableCommand {
         })
         Diagnostics.stage("image and fusion networks loaded")
         let prepared = try userFacing { try decoding.result() }
-        let tokenizer = try userFacing { try tokenization.result().tokenizer }
+        let tokenized = try userFacing { try tokenization.result() }
         Diagnostics.stage("videos and tokenizer ready")
-        let classifier = ZeroShotClassifier(networks: networks, tokenizer: tokenizer, textCache: textCache)
+        let prefetched = tokenized.cached.map { (labels: labels, features: $0) }
+        let classifier = ZeroShotClassifier(networks: networks, tokenizer: tokenized.tokenizer, textCache: textCache,
+                                            prefetchedText: prefetched)
         let report = try userFacing { try classifier.classify(prepared: prepared, labels: labels) }
         for (stage, milliseconds) in report.timings.dropFirst() {
             Diagnostics.stage(String(format: "%@ done (took %.1f ms)", stage, milliseconds))

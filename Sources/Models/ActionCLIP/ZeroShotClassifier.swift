@@ -42,15 +42,22 @@ public final class ZeroShotClassifier: Sendable {
     public let videosPerBatch: Int
     /// Text features computed before are read from here (nil: always run the text network).
     public let textCache: TextFeatureCache?
+    /// Features a caller already read from `textCache` for these labels' prompts (the CLI
+    /// tokenizes and looks them up on its own thread while the image network loads, with this
+    /// classifier's tokenizer), so they are neither tokenized nor read twice.
+    let prefetchedText: (labels: [String], features: Tensor)?
 
     /// A classifier over compiled networks; `videosPerBatch` videos (8 frames each) share one
     /// image-graph call, and `textCache` (if any) serves text features computed before.
+    /// `prefetchedText`: features already read from `textCache` for the prompts of these labels,
+    /// tokenized by `tokenizer`; used, as a cache hit, when `classify` is asked for the same labels.
     public init(networks: ActionCLIPNetworks, tokenizer: CLIPTokenizer, videosPerBatch: Int = 4,
-                textCache: TextFeatureCache? = nil) {
+                textCache: TextFeatureCache? = nil, prefetchedText: (labels: [String], features: Tensor)? = nil) {
         self.networks = networks
         self.tokenizer = tokenizer
         self.videosPerBatch = max(1, videosPerBatch)
         self.textCache = textCache
+        self.prefetchedText = textCache == nil ? nil : prefetchedText
     }
 
     /// Token ids of the 16 prompts of every label, rows template-major: [16n, 77] int64.
@@ -83,6 +90,7 @@ public final class ZeroShotClassifier: Sendable {
 
     /// Text features, from the cache when it holds them, and whether they did.
     public func textFeaturesReportingCache(labels: [String]) throws -> (features: Tensor, cached: Bool) {
+        if let prefetchedText, prefetchedText.labels == labels { return (prefetchedText.features, true) }
         let tokens = try promptTokens(labels: labels)
         guard let textCache else { return (try networks.encodeText(tokens), false) }
         let result = try textCache.features(for: tokens) { try networks.encodeText($0) }

@@ -92,26 +92,33 @@ public struct SHA256: Sendable {
         (value >> count) | (value << (32 - count))
     }
 
+    /// One 64-byte block. The message schedule lives on the stack and the round constants are read
+    /// through a pointer: with a heap-allocated schedule array and checked indexing this ran at about
+    /// 33 MB/s (`perf` of a warm-cache job: 0.46 % of its samples checking a 0.4 MB feature file).
     private mutating func compress(_ block: UnsafeRawBufferPointer) {
-        var schedule = [UInt32](repeating: 0, count: 64)
-        for index in 0..<16 {
-            let base = index * 4
-            schedule[index] = UInt32(block[base]) << 24 | UInt32(block[base + 1]) << 16 | UInt32(block[base + 2]) << 8 | UInt32(block[base + 3])
-        }
-        for index in 16..<64 {
-            let s0 = Self.rotateRight(schedule[index - 15], 7) ^ Self.rotateRight(schedule[index - 15], 18) ^ (schedule[index - 15] >> 3)
-            let s1 = Self.rotateRight(schedule[index - 2], 17) ^ Self.rotateRight(schedule[index - 2], 19) ^ (schedule[index - 2] >> 10)
-            schedule[index] = schedule[index - 16] &+ s0 &+ schedule[index - 7] &+ s1
-        }
         var (a, b, c, d, e, f, g, h) = state
-        for index in 0..<64 {
-            let sum1 = Self.rotateRight(e, 6) ^ Self.rotateRight(e, 11) ^ Self.rotateRight(e, 25)
-            let choice = (e & f) ^ (~e & g)
-            let temporary1 = h &+ sum1 &+ choice &+ Self.roundConstants[index] &+ schedule[index]
-            let sum0 = Self.rotateRight(a, 2) ^ Self.rotateRight(a, 13) ^ Self.rotateRight(a, 22)
-            let majority = (a & b) ^ (a & c) ^ (b & c)
-            let temporary2 = sum0 &+ majority
-            (h, g, f, e, d, c, b, a) = (g, f, e, d &+ temporary1, c, b, a, temporary1 &+ temporary2)
+        withUnsafeTemporaryAllocation(of: UInt32.self, capacity: 64) { buffer in
+            Self.roundConstants.withUnsafeBufferPointer { constants in
+                guard let schedule = buffer.baseAddress, let constant = constants.baseAddress else { return }
+                for index in 0..<16 {
+                    schedule[index] = UInt32(bigEndian: block.loadUnaligned(fromByteOffset: index * 4, as: UInt32.self))
+                }
+                for index in 16..<64 {
+                    let early = schedule[index - 15], late = schedule[index - 2]
+                    let s0 = Self.rotateRight(early, 7) ^ Self.rotateRight(early, 18) ^ (early >> 3)
+                    let s1 = Self.rotateRight(late, 17) ^ Self.rotateRight(late, 19) ^ (late >> 10)
+                    schedule[index] = schedule[index - 16] &+ s0 &+ schedule[index - 7] &+ s1
+                }
+                for index in 0..<64 {
+                    let sum1 = Self.rotateRight(e, 6) ^ Self.rotateRight(e, 11) ^ Self.rotateRight(e, 25)
+                    let choice = (e & f) ^ (~e & g)
+                    let temporary1 = h &+ sum1 &+ choice &+ constant[index] &+ schedule[index]
+                    let sum0 = Self.rotateRight(a, 2) ^ Self.rotateRight(a, 13) ^ Self.rotateRight(a, 22)
+                    let majority = (a & b) ^ (a & c) ^ (b & c)
+                    let temporary2 = sum0 &+ majority
+                    (h, g, f, e, d, c, b, a) = (g, f, e, d &+ temporary1, c, b, a, temporary1 &+ temporary2)
+                }
+            }
         }
         state = (state.0 &+ a, state.1 &+ b, state.2 &+ c, state.3 &+ d, state.4 &+ e, state.5 &+ f, state.6 &+ g, state.7 &+ h)
     }
