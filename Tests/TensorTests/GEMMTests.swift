@@ -156,17 +156,15 @@ import Foundation
         let (m, n, k) = (96, 1100, 300)
         var generator = SplitMix64(seed: 41)
         let a = generator.floats(m * k, -1, 1), b = generator.floats(k * n, -1, 1)
+        // The thread count is passed, not set: tests run in parallel and others change the global.
         func product(threads: Int) throws -> [Float] {
-            let original = Threading.threadCount
-            defer { Threading.threadCount = original }
-            Threading.threadCount = threads
             var c = [Float](repeating: 0, count: m * n)
             try a.withUnsafeBufferPointer { aBuffer in
                 try b.withUnsafeBufferPointer { bBuffer in
                     try c.withUnsafeMutableBufferPointer { cBuffer in
                         guard let aBase = aBuffer.baseAddress, let bBase = bBuffer.baseAddress, let cBase = cBuffer.baseAddress else { return }
                         try BLAS.sgemm(transposeA: false, transposeB: false, m: m, n: n, k: k, alpha: 1, a: aBase, lda: k,
-                                       b: bBase, ldb: n, beta: 0, c: cBase, ldc: n)
+                                       b: bBase, ldb: n, beta: 0, c: cBase, ldc: n, threads: threads)
                     }
                 }
             }

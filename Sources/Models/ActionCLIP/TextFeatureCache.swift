@@ -57,8 +57,9 @@ public struct TextFeatureCache: Sendable {
     /// packs MatMul weights and which kernel multiplies them, the AVX2 switch, and the thread
     /// count (sgemm's blocks depend on it: `BLAS.columnBlocks`). Hashed into the file name with the
     /// revision, so a run with `ACTION_CLIP_PACK_WEIGHTS=0`, `ACTION_CLIP_AVX2=0` or another
-    /// `--threads` never reads features another kernel or split computed.
-    public static var numericsVariant: String {
+    /// `--threads` never reads features another kernel or split computed. A cache takes the
+    /// value current when it is made (`numericsVariant`), after the command set the thread count.
+    public static var currentNumericsVariant: String {
         let packing = WeightPacking.enabledByEnvironment ? PackedGEMM.path.rawValue : "off"
         return "packed=\(packing) avx2=\(CPUFeatures.avx2) threads=\(Threading.threadCount)"
     }
@@ -76,6 +77,8 @@ public struct TextFeatureCache: Sendable {
     public let maximumBytes: Int
     /// Hex SHA-256 of the text model file.
     public let modelSHA256: String
+    /// `currentNumericsVariant` when this cache was made; part of every file name it uses.
+    public let numericsVariant: String
     let modelDigest: [UInt8]
     /// Where warnings go (stderr by default).
     public let warn: @Sendable (String) -> Void
@@ -107,6 +110,7 @@ public struct TextFeatureCache: Sendable {
         self.modelSHA256 = modelSHA256.lowercased()
         self.modelDigest = digest
         self.warn = warn
+        numericsVariant = Self.currentNumericsVariant
     }
 
     /// The cache file for a token matrix.
@@ -116,7 +120,7 @@ public struct TextFeatureCache: Sendable {
         let shape = tokens.shape.map { Int64($0).littleEndian }
         shape.withUnsafeBytes { hasher.update($0) }
         withUnsafeBytes(of: Self.numericsRevision.littleEndian) { hasher.update($0) }
-        Array(Self.numericsVariant.utf8).withUnsafeBytes { hasher.update($0) }
+        Array(numericsVariant.utf8).withUnsafeBytes { hasher.update($0) }
         let tokenHash = hasher.finalizeHex()
         let name = "text-\(modelSHA256.prefix(16))-\(tokenHash.prefix(32)).features"
         return (directory as NSString).appendingPathComponent(name)

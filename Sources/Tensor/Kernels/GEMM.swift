@@ -47,9 +47,11 @@ public enum BLAS {
     /// Threads (see Threading.swift): OpenBLAS always runs single-threaded; a large product is cut
     /// into blocks of columns (`columnBlocks`; or `Threading.threadCount` blocks of rows when it is
     /// narrow), each one single-threaded sgemm on one of our threads.
+    /// `threads` (default: `Threading.threadCount`) sets the blocks, and so the rounding.
     public static func sgemm(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, alpha: Float,
                              a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
-                             beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) throws(KernelError) {
+                             beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int,
+                             threads: Int = Threading.threadCount) throws(KernelError) {
         let limit = Int(Int32.max)
         guard m <= limit, n <= limit, k <= limit, lda <= limit, ldb <= limit, ldc <= limit else {
             throw KernelError("GEMM dimensions m=\(m) n=\(n) k=\(k) exceed the 32-bit BLAS interface")
@@ -72,7 +74,7 @@ public enum BLAS {
                         Int32(rows.count), Int32(columns.count), Int32(k), alpha, aBlock, Int32(max(lda, 1)),
                         bBlock, Int32(max(ldb, 1)), beta, c + rows.lowerBound * ldc + columns.lowerBound, Int32(max(ldc, 1)))
         }
-        let parts = Threading.threadCount
+        let parts = max(1, threads)
         let unit = columnUnit
         if parts > 1, m * n * k >= splitThreshold, n >= 2 * unit * parts {
             let blocks = columnBlocks(columns: n, threads: parts)
