@@ -346,7 +346,8 @@ final class AlignedWeightCache: @unchecked Sendable {
         }
     }
 
-    private static func writeAll(_ descriptor: Int32, _ bytes: UnsafeRawBufferPointer, at offset: Int) -> Bool {
+    /// `pwrite` of all of `bytes` at `offset`, across short writes and EINTR (also the stamp's writer).
+    static func writeAll(_ descriptor: Int32, _ bytes: UnsafeRawBufferPointer, at offset: Int) -> Bool {
         var done = 0
         while done < bytes.count {
             guard let base = bytes.baseAddress else { return false }

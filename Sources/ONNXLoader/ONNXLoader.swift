@@ -106,8 +106,7 @@ public enum ONNXLoader {
                   cache.allVerified {
             // Every cached tensor equalled the model's: the next load may skip the comparison.
             WeightCacheStamp.record(path: WeightCacheStamp.path(cachePath: cache.mapping.path), model: mapping,
-                                    modelPath: mapping.path, cache: cache.mapping, now: WeightCacheStamp.now(),
-                                    settleSeconds: weightCache.settleSeconds)
+                                    cache: cache.mapping, now: WeightCacheStamp.now(), settleSeconds: weightCache.settleSeconds)
         }
         return model
     }

@@ -113,9 +113,9 @@ enum WeightCacheStamp {
         let temporary = path + ".tmp.\(getpid())"
         let descriptor = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
         guard descriptor >= 0 else { return }
-        let written = bytes.withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
+        let written = bytes.withUnsafeBytes { AlignedWeightCache.writeAll(descriptor, $0, at: 0) }
         let closed = close(descriptor) == 0
-        if written != bytes.count || !closed || rename(temporary, path) != 0 { unlink(temporary) }
+        if !(written && closed) || rename(temporary, path) != 0 { unlink(temporary) }
     }
 
     /// Whether a load may use the cache file mapped as `cache` for the model mapped as `model`
@@ -128,11 +128,10 @@ enum WeightCacheStamp {
     /// After a load that compared every cached tensor and found it equal: writes a stamp when both
     /// files are settled (`now` in seconds since the epoch) and still have the identities they had
     /// when they were mapped, before the comparison.
-    static func record(path: String, model: MappedFile, modelPath: String, cache: MappedFile, now: UInt64,
-                       settleSeconds: UInt64) {
+    static func record(path: String, model: MappedFile, cache: MappedFile, now: UInt64, settleSeconds: UInt64) {
         guard model.identity.isSettled(now: now, seconds: settleSeconds),
               cache.identity.isSettled(now: now, seconds: settleSeconds),
-              FileIdentity.current(path: modelPath) == model.identity,
+              FileIdentity.current(path: model.path) == model.identity,
               FileIdentity.current(path: cache.path) == cache.identity else { return }
         store(path: path, model: model.identity, cache: cache.identity)
     }
