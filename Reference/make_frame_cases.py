@@ -9,12 +9,14 @@
                   0/1/2/3, transparency, local/global palettes, stale local-palette entries, out-of-range
                   indices, interlacing and sub-rectangles; expected frames are FFmpeg's decode
                   (`ffmpeg -f rawvideo -pix_fmt bgr24`), cross-checked against cv2.VideoCapture.
+                  gif_lzw holds real LZW compression (table growth, full tables, KwKwK codes) and
+                  damaged frames: an early end code, an invalid code, an interlaced frame cut short.
 - video_*.{mp4,webm,avi} + videos.json + video_*.bgr   lavfi testsrc clips (H.264, VP9, MJPEG) and the
                   BGR24 frames cv2.VideoCapture reads (cross-checked with `ffmpeg -sws_flags bicubic`).
 - clip_small.gif + crop_cases.json   a small committed GIF and FNV-1a-64 checksums of the preprocessing
                   (crops and float32 input) from Reference/preprocess_reference.py, for several seeds.
 
-Run from the repository root: python Reference/make_frame_cases.py
+Run from the repository root: python Reference/make_frame_cases.py (`--gifs`: only the gif_* files)
 """
 import json
 import os
@@ -129,6 +131,67 @@ def lzw_encode(indices, min_code_size):
     return bytes(blocks)
 
 
+def lzw_compress(indices, min_code_size, stop_after=None, damage="end"):
+    """Real GIF LZW compression. The encoder mirrors the decoder's table state so each code has the width
+    the decoder expects, and lets the table fill up and stay full (the deferred clear). `stop_after`:
+    encode only that many pixels, then end with `damage`: "end" (an early end code) or "invalid" (a
+    clear code, then a code the fresh table cannot hold yet)."""
+    clear = 1 << min_code_size
+    eoi, first_free = clear + 1, clear + 2
+    state = {"next": first_free, "width": min_code_size + 1, "previous": False}
+    codes = []
+
+    def emit(code):
+        codes.append((code, state["width"]))
+        if code == clear:
+            state.update(next=first_free, width=min_code_size + 1, previous=False)
+            return
+        if state["previous"] and state["next"] < (1 << state["width"]):
+            state["next"] += 1
+        if state["next"] >= (1 << state["width"]) and state["width"] < 12:
+            state["width"] += 1
+        state["previous"] = True
+
+    pixels = [int(v) for v in indices]
+    if stop_after is not None:
+        pixels = pixels[:stop_after]
+    table = {}
+    emit(clear)
+    current = ()
+    for value in pixels:
+        extended = current + (value,)
+        if not current or len(extended) == 1 or extended in table:
+            current = extended
+            continue
+        emit(current[0] if len(current) == 1 else table[current])
+        if first_free + len(table) < 4096:
+            table[extended] = first_free + len(table)
+        current = (value,)
+    if current:
+        emit(current[0] if len(current) == 1 else table[current])
+    if stop_after is not None and damage == "invalid":
+        emit(clear)
+        emit(clear + 3)
+    emit(eoi)
+    out, acc, bits = bytearray(), 0, 0
+    for code, width in codes:
+        acc |= code << bits
+        bits += width
+        while bits >= 8:
+            out.append(acc & 0xFF)
+            acc >>= 8
+            bits -= 8
+    if bits:
+        out.append(acc & 0xFF)
+    blocks = bytearray([min_code_size])
+    for i in range(0, len(out), 255):
+        chunk = out[i:i + 255]
+        blocks.append(len(chunk))
+        blocks += chunk
+    blocks.append(0)
+    return bytes(blocks)
+
+
 def palette_bytes(colors):
     bits = max(1, int(np.ceil(np.log2(max(2, len(colors))))))
     padded = list(colors) + [(0, 0, 0)] * ((1 << bits) - len(colors))
@@ -171,7 +234,11 @@ def encode_gif(width, height, global_palette, background, frames):
             rows = pixels
         data += bytes([0x2C]) + frame["left"].to_bytes(2, "little") + frame["top"].to_bytes(2, "little")
         data += fw.to_bytes(2, "little") + fh.to_bytes(2, "little") + bytes([flags]) + table
-        data += lzw_encode(rows.reshape(-1), max(2, code_bits or bits))
+        if frame.get("compress"):
+            data += lzw_compress(rows.reshape(-1), max(2, code_bits or bits), frame.get("stop_after"),
+                                 frame.get("damage", "end"))
+        else:
+            data += lzw_encode(rows.reshape(-1), max(2, code_bits or bits))
     data += b"\x3B"
     return bytes(data)
 
@@ -219,6 +286,24 @@ def gif_cases(rng):
         dict(left=10, top=5, pixels=rng.integers(0, 16, (7, 9)), transparent=4, disposal=2),
         dict(left=12, top=0, pixels=rng.integers(0, 16, (13, 3)), interlace=True, disposal=3),
         dict(left=0, top=7, pixels=rng.integers(0, 16, (3, 16)), disposal=0),
+    ])
+    # Compressed frames: runs and blocks of few colours make long table strings; a 256-colour noise frame
+    # fills the table (4096 entries) and keeps going with it full. Frames 2-4 are damaged: the stream
+    # stops 2.5 lines in (end code), an invalid code 3.5 lines in, and an interlaced frame stops after
+    # 3 of its lines; FFmpeg draws each up to its last complete line.
+    g256 = palette(rng, 256)
+    W, H = 40, 30
+    runs = np.repeat(rng.integers(0, 256, (H, 5)), 8, axis=1)
+    blocks = np.kron(rng.integers(0, 4, (6, 8)), np.ones((5, 5), dtype=np.int64))
+    gifs["gif_lzw"] = (W, H, g256, 9, [
+        dict(left=0, top=0, pixels=runs, compress=True, disposal=1),
+        dict(left=0, top=0, pixels=rng.integers(0, 256, (H, W)), compress=True, disposal=1),
+        dict(left=2, top=3, pixels=blocks[:20, :30], compress=True, stop_after=30 * 2 + 15, disposal=1),
+        dict(left=5, top=1, pixels=rng.integers(0, 16, (12, 20)), compress=True, stop_after=20 * 3 + 10,
+             damage="invalid", transparent=3, disposal=2),
+        dict(left=1, top=2, pixels=rng.integers(0, 256, (25, 30)), compress=True, interlace=True,
+             stop_after=30 * 3, disposal=1),
+        dict(left=0, top=0, pixels=blocks, compress=True, transparent=0, disposal=0),
     ])
     return gifs
 
@@ -318,6 +403,9 @@ def write_crop_cases():
 
 def main():
     os.makedirs(OUT, exist_ok=True)
+    if sys.argv[1:] == ["--gifs"]:
+        write_gifs()
+        return 0
     sampling_cases()
     resize_cases()
     write_gifs()

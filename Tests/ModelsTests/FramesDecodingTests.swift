@@ -7,7 +7,7 @@ struct FramesDecodingTests {
     @Test("crafted GIFs composite bit-exactly like FFmpeg's GIF decoder")
     func gifCompositingMatchesFFmpeg() throws {
         let cases = try #require(try FrameFixtures.json("gifs.json") as? [[String: Any]])
-        #expect(cases.count == 4)
+        #expect(cases.count == 5)
         for entry in cases {
             let name = try #require(entry["name"] as? String)
             let width = try #require(entry["width"] as? Int), height = try #require(entry["height"] as? Int)
@@ -25,6 +25,24 @@ struct FramesDecodingTests {
                 #expect(differing == 0, "\(name) frame \(index): \(differing) bytes differ")
             }
         }
+    }
+
+    @Test("a damaged LZW stream is drawn up to its last complete line, with one warning naming the frame")
+    func damagedLZWFrames() throws {
+        let source = try VideoReader.open(path: FrameFixtures.path("gif_lzw.gif"))
+        #expect(source.warnings.isEmpty)
+        // Frames 0 and 1 are intact: no warning.
+        _ = try source.frames(at: [1])
+        #expect(source.warnings.isEmpty)
+        // The first damaged frame is named; later ones add nothing.
+        _ = try source.frames(at: [5])
+        #expect(source.warnings.count == 1)
+        let warning = source.warnings.first ?? ""
+        #expect(warning.contains("gif_lzw.gif") && warning.contains("frame 2") && warning.contains("ends after 75 of 600 pixels"),
+                "\(warning)")
+        // Decoding again does not repeat it.
+        _ = try source.frames(at: [5])
+        #expect(source.warnings.count == 1)
     }
 
     @Test("frames(at:) returns the requested order, repeats included, equal to a sequential decode")
@@ -154,5 +172,9 @@ struct FramesDecodingTests {
         try Data("GIF89a but nothing else".utf8).write(to: fake)
         #expect(throws: FrameError.self) { _ = try VideoReader.open(path: fake.path) }
         #expect(throws: FrameError.self) { _ = try VideoReader.open(path: directory.path) }
+        // A well-formed GIF (header, palette, trailer) without any image.
+        let empty = directory.appendingPathComponent("empty.gif")
+        try Data(Array("GIF89a".utf8) + [2, 0, 2, 0, 0x80, 0, 0, 0, 0, 0, 255, 255, 255, 0x3B]).write(to: empty)
+        #expect(throws: FrameError.noFrames(path: empty.path)) { _ = try VideoReader.open(path: empty.path) }
     }
 }

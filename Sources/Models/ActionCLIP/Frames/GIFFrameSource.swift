@@ -1,20 +1,22 @@
 import CGif
 import Foundation
 
-/// GIF decoding with giflib, composited exactly like FFmpeg's GIF decoder (libavcodec `gifdec.c`),
-/// which is what `cv2.VideoCapture` (and so ailia) uses. Spec: pipeline.md §3.1.
+/// GIF decoding composited exactly like FFmpeg's GIF decoder (libavcodec `gifdec.c`), which is what
+/// `cv2.VideoCapture` (and so ailia) uses. Spec: pipeline.md §3.1.
 ///
-/// giflib parses and LZW-decodes (`DGifSlurp`, which also de-interlaces `RasterBits`, so nothing is
-/// de-interlaced here); `GIFCompositor` replays FFmpeg's canvas rules.
+/// giflib parses the file's blocks (descriptors, palettes, extensions, and the image data's sub-blocks,
+/// through its record-level calls); `GIFLZW` decodes the image data with FFmpeg's LZW rules, and
+/// `GIFCompositor` replays FFmpeg's canvas rules. giflib's own LZW decoder (`DGifSlurp`) is not used: it
+/// was 60 % of the time to open the sample GIF, and it refuses streams FFmpeg draws (FFmpeg draws a short
+/// or damaged frame up to its last complete line).
 ///
-/// Memory: `DGifSlurp` keeps every frame as 8-bit palette indices (1 byte per frame pixel). Composited
-/// frames are never kept: `frames(at:)` composites sequentially on one canvas and copies out only the
-/// requested indices.
+/// Memory: opening keeps only each frame's compressed data (at most the file's size). `frames(at:)`
+/// decodes frames 0 through the largest index requested, one at a time into one buffer of indices, on one
+/// canvas, and copies out only the requested ones.
 ///
-/// Truncated files: when `DGifSlurp` fails after reading at least two image descriptors, the last one
-/// may be partial, so frames `0..<ImageCount-1` are kept and a warning is recorded in `warnings`.
-/// (FFmpeg would also show the partial last frame; ailia never reaches it reliably either.) With fewer
-/// complete frames the file is rejected.
+/// Truncated files: a frame whose data the file cuts off is dropped with a warning in `warnings`, and the
+/// complete frames before it are kept (FFmpeg would also show the partial frame; ailia never reaches it
+/// reliably either). A file without a complete frame is rejected.
 public final class GIFFrameSource: FrameSource {
     public let path: String
     public let frameCount: Int
@@ -23,56 +25,109 @@ public final class GIFFrameSource: FrameSource {
     public let width: Int
     public let height: Int
 
-    private let gif: UnsafeMutablePointer<GifFileType>
+    /// One image as the file declares it; its LZW data is `imageData[dataRange]`.
+    struct Record {
+        var left: Int, top: Int, width: Int, height: Int
+        var interlaced: Bool
+        var localPalette: [UInt32]?
+        /// From the graphic control extension before the image (the last one, as FFmpeg reads them).
+        var transparentIndex: Int
+        var disposal: Int
+        var codeSize: Int
+        var dataRange: Range<Int>
+    }
 
-    /// Opens and parses the whole GIF. Throws `FrameError` for unreadable, oversized or frameless files.
+    private let globalPalette: [UInt32]?
+    private let backgroundIndex: Int
+    private let records: [Record]
+    /// Every image's LZW data, sub-block lengths removed, back to back.
+    private let imageData: [UInt8]
+
+    /// Opens and parses the whole GIF (no pixel is decoded yet). Throws `FrameError` for unreadable,
+    /// oversized or frameless files.
     public init(path: String) throws {
         self.path = path
         var errorCode: Int32 = 0
         guard let gif = DGifOpenFileName(path, &errorCode) else {
             throw FrameError.notAVideo(path: path, reason: "giflib: \(GIFFrameSource.message(errorCode))")
         }
+        defer { DGifCloseFile(gif, &errorCode) }
         let canvasWidth = Int(gif.pointee.SWidth)
         let canvasHeight = Int(gif.pointee.SHeight)
-        do {
-            // Checked before DGifSlurp, which is what allocates per-frame rasters.
-            try FrameLimits.check(width: canvasWidth, height: canvasHeight, path: path)
-            // giflib allocates each frame's declared size before reading its data; bound that by the data.
-            try GIFPrescan.check(path: path)
-        } catch {
-            DGifCloseFile(gif, &errorCode)
-            throw error
+        try FrameLimits.check(width: canvasWidth, height: canvasHeight, path: path)
+        // Bounds each frame's declared size by its data, so nothing sized from a descriptor is trusted.
+        try GIFPrescan.check(path: path)
+        let parsed = GIFFrameSource.readRecords(gif)
+        guard !parsed.records.isEmpty else {
+            guard let failure = parsed.failure else { throw FrameError.noFrames(path: path) }
+            throw FrameError.decodeFailed(path: path, reason: "giflib: \(GIFFrameSource.message(failure))")
         }
-        var usable = 0
-        var warnings: [String] = []
-        if DGifSlurp(gif) == GIF_OK {
-            usable = Int(gif.pointee.ImageCount)
-        } else {
-            let code = gif.pointee.Error
-            let read = Int(gif.pointee.ImageCount)
-            if read >= 2 {
-                usable = read - 1
-                warnings.append("\(path): GIF is truncated or corrupt (giflib: \(GIFFrameSource.message(code))); "
-                                + "using its \(usable) complete frames")
-            } else {
-                DGifCloseFile(gif, &errorCode)
-                throw FrameError.decodeFailed(path: path, reason: "giflib: \(GIFFrameSource.message(code))")
-            }
+        if let failure = parsed.failure {
+            warnings.append("\(path): GIF is truncated or corrupt (giflib: \(GIFFrameSource.message(failure))); "
+                            + "using its \(parsed.records.count) complete frames")
         }
-        guard usable > 0 else {
-            DGifCloseFile(gif, &errorCode)
-            throw FrameError.noFrames(path: path)
-        }
-        self.gif = gif
-        self.width = canvasWidth
-        self.height = canvasHeight
-        self.frameCount = usable
-        self.warnings = warnings
+        globalPalette = GIFFrameSource.palette(gif.pointee.SColorMap)
+        backgroundIndex = Int(gif.pointee.SBackGroundColor)
+        records = parsed.records
+        imageData = parsed.data
+        width = canvasWidth
+        height = canvasHeight
+        frameCount = parsed.records.count
     }
 
-    deinit {
-        var errorCode: Int32 = 0
-        DGifCloseFile(gif, &errorCode)
+    /// Reads every block through giflib's record calls. Returns the complete images and, when the file
+    /// ended or broke before its trailer, giflib's error code.
+    private static func readRecords(_ gif: UnsafeMutablePointer<GifFileType>) -> (records: [Record], data: [UInt8], failure: Int32?) {
+        var records: [Record] = []
+        var data: [UInt8] = []
+        // FFmpeg's scope for a graphic control extension: the next image only.
+        var transparentIndex = -1
+        var disposal = 0
+        while true {
+            var type = UNDEFINED_RECORD_TYPE
+            guard DGifGetRecordType(gif, &type) == GIF_OK else { return (records, data, gif.pointee.Error) }
+            switch type {
+            case IMAGE_DESC_RECORD_TYPE:
+                let start = data.count
+                var codeSize: Int32 = 0
+                var block: UnsafeMutablePointer<GifByteType>?
+                guard DGifGetImageDesc(gif) == GIF_OK, DGifGetCode(gif, &codeSize, &block) == GIF_OK else {
+                    return (records, data, gif.pointee.Error)
+                }
+                while let current = block {
+                    // giflib's blocks are Pascal strings: byte 0 is the length.
+                    data.append(contentsOf: UnsafeBufferPointer(start: current + 1, count: Int(current[0])))
+                    guard DGifGetCodeNext(gif, &block) == GIF_OK else { return (records, data, gif.pointee.Error) }
+                }
+                let descriptor = gif.pointee.Image
+                records.append(Record(
+                    left: Int(descriptor.Left), top: Int(descriptor.Top),
+                    width: Int(descriptor.Width), height: Int(descriptor.Height),
+                    interlaced: descriptor.Interlace, localPalette: palette(descriptor.ColorMap),
+                    transparentIndex: transparentIndex, disposal: disposal,
+                    codeSize: Int(codeSize), dataRange: start..<data.count))
+                transparentIndex = -1
+                disposal = 0
+            case EXTENSION_RECORD_TYPE:
+                var function: Int32 = 0
+                var block: UnsafeMutablePointer<GifByteType>?
+                guard DGifGetExtension(gif, &function, &block) == GIF_OK else { return (records, data, gif.pointee.Error) }
+                // A graphic control extension's first block is 4 bytes: flags, delay (2), transparent index.
+                // FFmpeg ignores one of any other length.
+                if function == GRAPHICS_EXT_FUNC_CODE, let first = block, first[0] == 4 {
+                    let flags = Int(first[1])
+                    transparentIndex = flags & 1 != 0 ? Int(first[4]) : -1
+                    disposal = (flags >> 2) & 7
+                }
+                while block != nil {
+                    guard DGifGetExtensionNext(gif, &block) == GIF_OK else { return (records, data, gif.pointee.Error) }
+                }
+            case TERMINATE_RECORD_TYPE:
+                return (records, data, nil)
+            default:
+                return (records, data, D_GIF_ERR_WRONG_RECORD)
+            }
+        }
     }
 
     /// Composited frames at `indices` (BGR), decoding sequentially from frame 0 up to the largest index.
@@ -82,39 +137,52 @@ public final class GIFFrameSource: FrameSource {
         var wanted: [Int: [Int]] = [:]  // frame index -> positions in the output
         for (position, index) in indices.enumerated() { wanted[index, default: []].append(position) }
         var output = [Frame?](repeating: nil, count: indices.count)
-        var compositor = GIFCompositor(width: width, height: height, globalPalette: palette(gif.pointee.SColorMap),
-                                       backgroundIndex: Int(gif.pointee.SBackGroundColor))
+        var compositor = GIFCompositor(width: width, height: height, globalPalette: globalPalette,
+                                       backgroundIndex: backgroundIndex)
+        // FFmpeg decodes at most the clipped frame: lines of at most the canvas width, at most its height.
+        var pixels = [UInt8](repeating: 0, count: width * height)
+        var damaged: [String] = []
         for index in 0...last {
-            let image = gif.pointee.SavedImages[index]
-            var control = GraphicsControlBlock()
-            // Returns GIF_ERROR when the frame has no GCB but still fills the defaults
-            // (disposal 0, transparent -1), which is what we want.
-            _ = DGifSavedExtensionToGCB(gif, Int32(index), &control)
-            let descriptor = image.ImageDesc
-            let local = palette(descriptor.ColorMap)
-            guard local != nil || compositor.hasGlobalPalette else {
+            let record = records[index]
+            guard record.localPalette != nil || compositor.hasGlobalPalette else {
                 throw FrameError.decodeFailed(path: path, reason: "frame \(index) has neither a local nor a global colour map")
             }
-            guard let raster = image.RasterBits else {
-                throw FrameError.decodeFailed(path: path, reason: "frame \(index) has no pixel data")
+            let geometry = GIFCompositor.Geometry(left: record.left, top: record.top,
+                                                  width: record.width, height: record.height,
+                                                  canvasWidth: width, canvasHeight: height)
+            let wantedPixels = min(pixels.count, geometry.lineWidth * geometry.lineCount)
+            let decoded = pixels.withUnsafeMutableBufferPointer { raster in
+                imageData.withUnsafeBufferPointer { all in
+                    GIFLZW.decode(codeSize: record.codeSize,
+                                  data: UnsafeBufferPointer(rebasing: all[record.dataRange]),
+                                  into: UnsafeMutableBufferPointer(rebasing: raster[0..<wantedPixels]))
+                }
             }
-            compositor.draw(GIFCompositor.Image(
-                left: Int(descriptor.Left), top: Int(descriptor.Top),
-                width: Int(descriptor.Width), height: Int(descriptor.Height),
-                indices: UnsafeBufferPointer(start: raster, count: max(0, Int(descriptor.Width) * Int(descriptor.Height))),
-                localPalette: local,
-                interlaced: descriptor.Interlace,
-                transparentIndex: Int(control.TransparentColor),
-                disposal: Int(control.DisposalMode)), isFirst: index == 0)
+            if decoded.stop != .full, damaged.isEmpty {
+                damaged.append("\(path): frame \(index)'s image data "
+                               + (decoded.stop == .invalidCodeSize ? "has an invalid LZW code size (\(record.codeSize))"
+                                  : "ends after \(decoded.count) of \(wantedPixels) pixels")
+                               + "; drawn up to its last complete line, as FFmpeg does")
+            }
+            pixels.withUnsafeBufferPointer { raster in
+                compositor.draw(GIFCompositor.Image(
+                    geometry: geometry,
+                    indices: UnsafeBufferPointer(rebasing: raster[0..<decoded.count]),
+                    localPalette: record.localPalette,
+                    interlaced: record.interlaced,
+                    transparentIndex: record.transparentIndex,
+                    disposal: record.disposal), isFirst: index == 0)
+            }
             if let positions = wanted[index] {
                 let frame = try compositor.snapshotBGR()
                 for position in positions { output[position] = frame }
             }
         }
+        warnings += damaged.filter { !warnings.contains($0) }
         return output.compactMap { $0 }
     }
 
-    private func palette(_ map: UnsafeMutablePointer<ColorMapObject>?) -> [UInt32]? {
+    private static func palette(_ map: UnsafeMutablePointer<ColorMapObject>?) -> [UInt32]? {
         guard let map, let colors = map.pointee.Colors else { return nil }
         let count = max(0, min(256, Int(map.pointee.ColorCount)))
         return (0..<count).map { index in
@@ -139,9 +207,36 @@ struct GIFCompositor {
     /// FFmpeg's default `trans_color`: transparent white, which becomes (255,255,255) once alpha is dropped.
     static let transparent: UInt32 = 0x00FF_FFFF
 
+    /// FFmpeg's geometry rules for one image: a zero or wider-than-canvas width becomes the canvas width
+    /// (and the LZW stream is then cut into lines of that width), likewise the height; lines past the
+    /// canvas bottom are dropped and the interlace pattern follows the *clipped* height; columns past
+    /// the right edge are decoded but not drawn. FFmpeg rejects a frame whose left/top lies outside the
+    /// canvas (that frame then fails to decode); here such a frame draws nothing.
+    struct Geometry {
+        var left: Int, top: Int
+        /// Pixels per line of the LZW stream.
+        var lineWidth: Int
+        /// Lines drawn (at most).
+        var lineCount: Int
+        /// Pixels of each line that land on the canvas.
+        var visibleWidth: Int
+        var inside: Bool
+
+        init(left: Int, top: Int, width: Int, height: Int, canvasWidth: Int, canvasHeight: Int) {
+            self.left = left
+            self.top = top
+            inside = left < canvasWidth && top < canvasHeight
+            lineWidth = (width == 0 || width > canvasWidth) ? canvasWidth : width
+            lineCount = (height == 0 || height > canvasHeight) ? canvasHeight : height
+            if top + lineCount > canvasHeight { lineCount = max(0, canvasHeight - top) }
+            visibleWidth = left + lineWidth > canvasWidth ? max(0, canvasWidth - left) : lineWidth
+        }
+    }
+
     struct Image {
-        var left: Int, top: Int, width: Int, height: Int
-        /// Row-major `width * height` palette indices (already de-interlaced).
+        var geometry: Geometry
+        /// Palette indices in the order the LZW stream holds them (file order: interlaced images are not
+        /// reordered), possibly fewer than `lineWidth * lineCount` when the stream ended early.
         var indices: UnsafeBufferPointer<UInt8>
         var localPalette: [UInt32]?
         var interlaced: Bool
@@ -185,17 +280,10 @@ struct GIFCompositor {
             for index in canvas.indices { canvas[index] = fill }
             previousDisposal = 0
         }
-        // FFmpeg's geometry rules: a zero or wider-than-canvas width becomes the canvas width (and the
-        // LZW stream is then cut into lines of that width), likewise the height; lines past the
-        // canvas edge are dropped and the interlace pattern follows the *clipped* height. FFmpeg rejects
-        // a frame whose left/top lies outside the canvas (that frame then fails to decode); here such a
-        // frame draws nothing.
-        let left = image.left, top = image.top
-        let inside = left < width && top < height
-        let lineWidth = (image.width == 0 || image.width > width) ? width : image.width
-        var lineCount = (image.height == 0 || image.height > height) ? height : image.height
-        if top + lineCount > height { lineCount = height - top }
-        let visibleWidth = left + lineWidth > width ? width - left : lineWidth
+        let geometry = image.geometry
+        let left = geometry.left, top = geometry.top
+        let lineWidth = geometry.lineWidth, visibleWidth = geometry.visibleWidth
+        let inside = geometry.inside
 
         switch previousDisposal {
         case 2: fill(previousRect, with: storedColor)
@@ -204,7 +292,7 @@ struct GIFCompositor {
         }
         previousDisposal = disposal
         if disposal != 0 {
-            previousRect = inside ? (left, top, visibleWidth, lineCount) : (0, 0, 0, 0)
+            previousRect = inside ? (left, top, visibleWidth, geometry.lineCount) : (0, 0, 0, 0)
             if disposal == 2 {
                 storedColor = transparentIndex >= 0 ? Self.transparent : backgroundColor
             } else if disposal == 3 {
@@ -212,35 +300,21 @@ struct GIFCompositor {
                 copy(previousRect, from: canvas, to: &storedCanvas)
             }
         }
+        // FFmpeg draws a line only once the stream has given all of it.
+        let lineCount = min(geometry.lineCount, image.indices.count / max(1, lineWidth))
         guard inside, visibleWidth > 0, lineCount > 0 else { return }
         let table = image.localPalette != nil ? localTable : globalTable
         let canvasWidth = width
-        let sourceWidth = image.width
-        let simpleGeometry = lineWidth == image.width && (!image.interlaced || lineCount == image.height)
-        // giflib stores de-interlaced rows; FFmpeg consumes the LZW stream line by line in file order.
-        // Stream element k sits in giflib's raster at row order(H)[k / W], column k % W.
-        let fileOrder = image.interlaced && !simpleGeometry ? Self.lineRows(height: image.height, interlaced: true) : []
-        let targetRows = Self.lineRows(height: lineCount, interlaced: image.interlaced)
+        // Stream line k lands on row targetRows[k] (FFmpeg's interlace stepping over the clipped height).
+        let targetRows = Self.lineRows(height: geometry.lineCount, interlaced: image.interlaced)
         canvas.withUnsafeMutableBufferPointer { pixels in
             table.withUnsafeBufferPointer { colors in
                 for line in 0..<lineCount {
                     let destinationRow = (top + targetRows[line]) * canvasWidth + left
-                    if simpleGeometry {
-                        let sourceRow = targetRows[line] * sourceWidth
-                        for column in 0..<visibleWidth {
-                            let index = Int(image.indices[sourceRow + column])
-                            if index != transparentIndex { pixels[destinationRow + column] = colors[index] }
-                        }
-                    } else {
-                        // The stream ends early when the line would run past the decoded data.
-                        guard (line + 1) * lineWidth <= image.indices.count else { return }
-                        for column in 0..<visibleWidth {
-                            let element = line * lineWidth + column
-                            let streamLine = element / sourceWidth
-                            let rasterRow = fileOrder.isEmpty ? streamLine : fileOrder[streamLine]
-                            let index = Int(image.indices[rasterRow * sourceWidth + element % sourceWidth])
-                            if index != transparentIndex { pixels[destinationRow + column] = colors[index] }
-                        }
+                    let sourceRow = line * lineWidth
+                    for column in 0..<visibleWidth {
+                        let index = Int(image.indices[sourceRow + column])
+                        if index != transparentIndex { pixels[destinationRow + column] = colors[index] }
                     }
                 }
             }
