@@ -217,7 +217,7 @@ final class AlignedWeightCache: @unchecked Sendable {
                      model: MappedFile? = nil) -> AlignedWeightCache? {
         // Not populated at once: each tensor's pages are mapped just before they are compared, while
         // the model's copy of them is released, so the two are never resident together.
-        guard let mapping = try? MappedFile.map(path, populate: false), let base = mapping.base,
+        guard let mapping = try? MappedFile.map(path, populate: false, hugePages: true), let base = mapping.base,
               mapping.size >= headerSize else { return nil }
         let bytes = UnsafeRawBufferPointer(start: base, count: mapping.size)
         func word64(_ offset: Int) -> Int? {
@@ -314,19 +314,29 @@ final class AlignedWeightCache: @unchecked Sendable {
             if let destination = scratch.baseAddress { entry.placement.copyRows(from: sourceStart, to: destination) }
             ok = writeAll(descriptor, UnsafeRawBufferPointer(scratch), at: entry.cacheOffset)
         }
+        // On disk before it is renamed into place, so a crash cannot leave a short file under the
+        // final name. Then its pages leave the page cache: written page by page, they are 4 KB
+        // folios, and every later process would map (and unmap) the file 4 KB at a time. Read back
+        // through `load`'s mapping instead, they come in as large folios, which a mapping covers with
+        // 2 MB entries (with `load`'s MADV_HUGEPAGE): measured on the image model's 309 MiB cache,
+        // MADV_POPULATE_READ 27 -> 0.5 ms and munmap 2.9 -> 0.1 ms; the warm default job's model
+        // loading 85 -> 53 ms. The next load pays one read of the file from disk.
+        ok = ok && fdatasync(descriptor) == 0
+        if ok { _ = posix_fadvise(descriptor, 0, 0, Int32(POSIX_FADV_DONTNEED)) }
         let closed = close(descriptor) == 0
         if !(ok && closed) || rename(temporary, path) != 0 {
             unlink(temporary)
             return
         }
-        removeOutdatedFiles(in: directory)
+        removeOutdatedFiles(in: directory, except: path)
     }
 
     /// Deletes the cache files in `directory` that an earlier version of this format wrote: no
     /// build that writes this version reads them, so after an upgrade they would only hold disk
     /// space (about as much as the models' weights). Only files named like cache files that start
     /// with this format's magic and an older version number are touched.
-    static func removeOutdatedFiles(in directory: String) {
+    /// `except` (the file just written) is not even opened, so its pages stay out of the page cache.
+    static func removeOutdatedFiles(in directory: String, except keptPath: String? = nil) {
         guard let handle = opendir(directory) else { return }
         defer { closedir(handle) }
         while let entry = readdir(handle) {
@@ -335,6 +345,7 @@ final class AlignedWeightCache: @unchecked Sendable {
             }
             guard name.hasSuffix(".weights"), !name.hasPrefix(".") else { continue }
             let path = directory + "/" + name
+            guard path != keptPath else { continue }
             let descriptor = open(path, O_RDONLY | O_CLOEXEC)
             guard descriptor >= 0 else { continue }
             var header = [UInt8](repeating: 0, count: 12)

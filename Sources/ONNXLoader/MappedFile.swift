@@ -37,8 +37,11 @@ final class MappedFile: @unchecked Sendable {
     /// change tensors we already validated (pages not yet touched may still reflect edits, as
     /// with any mmap; this is a read-only engine over files the user chose).
     /// `populate` maps every page at once (MAP_POPULATE); otherwise pages are faulted in as read
-    /// (or in batches with `populate(_:)`, or all at once with `populateAll()`).
-    static func map(_ path: String, populate: Bool = true) throws(Failure) -> MappedFile {
+    /// (or in batches with `populate(_:)`, or all at once with `populateAll()`). `hugePages` asks
+    /// for transparent huge pages (MADV_HUGEPAGE) before anything is read: pages the file system
+    /// then reads from disk come in 2 MB folios, which the mapping covers with one entry each
+    /// (Linux maps large file mappings 2 MB-aligned). Pages already cached stay as they are.
+    static func map(_ path: String, populate: Bool = true, hugePages: Bool = false) throws(Failure) -> MappedFile {
         let descriptor = open(path, O_RDONLY | O_CLOEXEC)
         guard descriptor >= 0 else {
             let code = errno
@@ -64,6 +67,10 @@ final class MappedFile: @unchecked Sendable {
         guard let address, address != UnsafeMutableRawPointer(bitPattern: -1) else {
             throw .system("mmap failed: " + Self.message(errno))
         }
+        #if os(Linux)
+        // MADV_HUGEPAGE (14). Only a hint: kernels or file systems without large folios ignore it.
+        if hugePages { _ = madvise(address, size, 14) }
+        #endif
         return MappedFile(base: UnsafeRawPointer(address), size: size, path: path, identity: identity)
     }
 

@@ -104,6 +104,33 @@ import Tensor
         }
     }
 
+    /// The writer flushes a new cache file and drops its pages from the page cache, so the next load
+    /// reads it back in large folios (see `AlignedWeightCache.write`). Checked with mincore on a
+    /// directory inside the package's build folder, which is on disk (a tmpfs keeps every page).
+    @Test func aWrittenCacheFileLeavesThePageCache() throws {
+        let buildFolder = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+            .appendingPathComponent("../../.build/cache-test-\(UUID().uuidString)").standardized
+        try FileManager.default.createDirectory(at: buildFolder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: buildFolder) }
+        let settings = WeightCacheSettings(directory: buildFolder.appendingPathComponent("cache").path, minimumBytes: 0)
+        let (path, values) = try Self.writeModel(in: buildFolder)
+        Self.expectValues(try ONNXLoader.load(contentsOf: path, useWeightIndex: true, weightCache: settings), values)
+        let cache = try #require(cacheFiles(buildFolder.appendingPathComponent("cache")).first)
+        let descriptor = open(cache.path, O_RDONLY)
+        #expect(descriptor >= 0)
+        defer { close(descriptor) }
+        var status = stat()
+        #expect(fstat(descriptor, &status) == 0 && status.st_size > 0)
+        let size = Int(status.st_size)
+        let mapping = try #require(mmap(nil, size, PROT_READ, MAP_SHARED, descriptor, 0))
+        #expect(mapping != UnsafeMutableRawPointer(bitPattern: -1))
+        defer { munmap(mapping, size) }
+        let pageSize = Int(sysconf(Int32(_SC_PAGESIZE)))
+        var resident = [UInt8](repeating: 0, count: (size + pageSize - 1) / pageSize)
+        #expect(mincore(mapping, size, &resident) == 0)
+        #expect(resident.filter { $0 & 1 != 0 }.isEmpty, "\(resident.count) pages, resident: \(resident)")
+    }
+
     /// A cache file whose bytes differ from the model (corrupted, or another model with the same
     /// structure) is not used for the tensors that differ, and is rewritten.
     @Test func differingCacheBytesAreNeverUsed() throws {
