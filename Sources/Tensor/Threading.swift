@@ -59,8 +59,20 @@ public enum Threading {
     }
 
     private static let singleThreadedBLAS: Void = {
-        openblas_set_num_threads(1)
+        // Only when it is not single-threaded yet: OpenBLAS 0.3.21's openblas_set_num_threads restarts
+        // a stopped thread server ("lazy re-init after fork"), and after the constructor has stopped it,
+        // calling it again started a worker that spun on sched_yield for 0.1 s (`perf` of a warm job:
+        // 6 % of all samples, about 80 ms of CPU beside the image network).
+        if openblas_get_num_threads() != 1 { openblas_set_num_threads(1) }
     }()
+
+    /// Whether OpenBLAS's thread server is running (nil when this OpenBLAS has none to ask about,
+    /// e.g. an OpenMP or serial build). For tests of the policy above.
+    public static var blasThreadServerRunning: Bool? {
+        // dlopen(nil) is the program's global scope, which holds the OpenBLAS it links.
+        guard let program = dlopen(nil, RTLD_NOW), let symbol = dlsym(program, "blas_server_avail") else { return nil }
+        return symbol.assumingMemoryBound(to: Int32.self).pointee != 0
+    }
 
     /// Default minimum elements per chunk for elementwise kernels: below this, one thread does it all.
     public static let elementwiseChunk = 1 << 16

@@ -1,6 +1,7 @@
 import Testing
 import Synchronization
 @testable import Tensor
+import CBLAS
 
 @Suite(.serialized) struct ThreadingTests {
     @Test func parallelForCoversRangeExactlyOnce() {
@@ -32,5 +33,19 @@ import Synchronization
         #expect(Threading.suggestedBLASCoreType(cpuFlags: ["sse2"], coreName: "Prescott") == nil)
         #expect(!Threading.blasConfiguration.isEmpty)
         print("OpenBLAS: \(Threading.blasConfiguration); suggested OPENBLAS_CORETYPE: \(Threading.suggestedBLASCoreType() ?? "none")")
+    }
+}
+
+/// The thread policy: OpenBLAS runs single-threaded, with no worker of its own spinning beside ours.
+@Suite struct OpenBLASThreadServerTests {
+    @Test func theServerStaysStoppedAfterSingleThreadedModeAndAGEMM() throws {
+        Threading.useSingleThreadedBLAS()
+        let a = [Float](repeating: 1, count: 64 * 64), b = [Float](repeating: 2, count: 64 * 64)
+        var c = [Float](repeating: 0, count: 64 * 64)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 64, 64, 64, 1, a, 64, b, 64, 0, &c, 64)
+        #expect(c[0] == 128)
+        #expect(openblas_get_num_threads() == 1)
+        // The pthreads build this project links (libopenblas0-pthread) has a thread server to ask about.
+        #expect(Threading.blasThreadServerRunning == false)
     }
 }
