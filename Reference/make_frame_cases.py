@@ -110,10 +110,16 @@ def lzw_encode(indices, min_code_size):
         codes.append(int(value))
         run += 1
     codes.append(eoi)
+    return image_data([(code, width) for code in codes], min_code_size)
+
+
+def image_data(codes, min_code_size):
+    """An image's data: the code size byte, then (code, width) pairs packed least significant bit
+    first into sub-blocks of at most 255 bytes, then the block terminator."""
     out = bytearray()
     acc = 0
     bits = 0
-    for code in codes:
+    for code, width in codes:
         acc |= code << bits
         bits += width
         while bits >= 8:
@@ -173,23 +179,7 @@ def lzw_compress(indices, min_code_size, stop_after=None, damage="end"):
         emit(clear)
         emit(clear + 3)
     emit(eoi)
-    out, acc, bits = bytearray(), 0, 0
-    for code, width in codes:
-        acc |= code << bits
-        bits += width
-        while bits >= 8:
-            out.append(acc & 0xFF)
-            acc >>= 8
-            bits -= 8
-    if bits:
-        out.append(acc & 0xFF)
-    blocks = bytearray([min_code_size])
-    for i in range(0, len(out), 255):
-        chunk = out[i:i + 255]
-        blocks.append(len(chunk))
-        blocks += chunk
-    blocks.append(0)
-    return bytes(blocks)
+    return image_data(codes, min_code_size)
 
 
 def palette_bytes(colors):
