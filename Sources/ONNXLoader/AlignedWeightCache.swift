@@ -336,13 +336,16 @@ final class AlignedWeightCache: @unchecked Sendable {
     /// space (about as much as the models' weights). Only files named like cache files that start
     /// with this format's magic and an older version number are touched.
     /// `except` (the file just written) is not even opened, so its pages stay out of the page cache.
+    /// A stamp (`WeightCacheStamp`) whose cache file is gone, removed here or earlier, goes too: it
+    /// names a file that no longer exists, so it could never vouch again.
     static func removeOutdatedFiles(in directory: String, except keptPath: String? = nil) {
         guard let handle = opendir(directory) else { return }
-        defer { closedir(handle) }
+        var stamps: [String] = []
         while let entry = readdir(handle) {
             let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
                 String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
             }
+            if name.hasSuffix(".weights.stamp"), !name.hasPrefix(".") { stamps.append(name) }
             guard name.hasSuffix(".weights"), !name.hasPrefix(".") else { continue }
             let path = directory + "/" + name
             guard path != keptPath else { continue }
@@ -354,6 +357,11 @@ final class AlignedWeightCache: @unchecked Sendable {
             guard count == 12, Array(header[0..<8]) == magic else { continue }
             let fileVersion = header[8..<12].reversed().reduce(UInt32(0)) { $0 << 8 | UInt32($1) }
             if fileVersion < version { unlink(path) }
+        }
+        closedir(handle)
+        for stamp in stamps {
+            let cachePath = directory + "/" + stamp.dropLast(".stamp".count)
+            if access(cachePath, F_OK) != 0 && errno == ENOENT { unlink(directory + "/" + stamp) }
         }
     }
 

@@ -170,7 +170,8 @@ import Tensor
     }
 
     /// Writing a cache file removes the files an older format version wrote (they can never be
-    /// read again) and nothing else: not current files, not foreign files, not other names.
+    /// read again) and stamps left without their cache file, and nothing else: not current files,
+    /// not foreign files, not other names.
     @Test func writingRemovesOutdatedCacheFilesOnly() throws {
         let directory = try temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
@@ -188,6 +189,11 @@ import Tensor
             ("00000000000000a4.weights", Data("not a cache file at all".utf8), true),
             ("00000000000000a5.weights", Data(AlignedWeightCache.magic.prefix(5)), true),
             ("notes.txt", header(version: 1), true),
+            // Stamps go with their cache file: the outdated one's, and one whose file is missing.
+            ("00000000000000a1.weights.stamp", Data(repeating: 1, count: 120), false),
+            ("00000000000000a2.weights.stamp", Data(repeating: 2, count: 120), true),
+            ("00000000000000ff.weights.stamp", Data(repeating: 3, count: 120), false),
+            ("notes.stamp", Data(repeating: 4, count: 120), true),
         ]
         for file in files { try file.data.write(to: cacheDirectory.appendingPathComponent(file.name)) }
         let (path, values) = try Self.writeModel(in: directory)
