@@ -88,7 +88,7 @@ struct BytePairEncoding: Sendable {
                 guard let leftId = table.find(bytes[left]), let rightId = table.find(bytes[right]) else {
                     throw .vocabularyMalformed(path: path, reason: "merge line \(lineNumber) uses a symbol no earlier line defines")
                 }
-                if table.append(Array(bytes[left]) + bytes[right]) { hasDuplicates = true }
+                if table.append(bytes[left], bytes[right]) { hasDuplicates = true }
                 pairs.append((leftId, rightId))
             }
             lineNumber += 1
@@ -229,12 +229,22 @@ struct SymbolTable {
 
     /// Gives `bytes` the next id; returns true when the string already had an (older) id, which it replaces.
     mutating func append(_ bytes: [UInt8]) -> Bool {
+        append(bytes[...], [])
+    }
+
+    /// Gives the concatenation `first + second` the next id, without building it as a separate array
+    /// (the merge list appends 48,894 such pairs while loading); returns true when the string already
+    /// had an (older) id, which it replaces.
+    mutating func append(_ first: ArraySlice<UInt8>, _ second: ArraySlice<UInt8>) -> Bool {
         let id = Int32(starts.count)
-        starts.append(Int32(arena.count))
-        lengths.append(Int32(bytes.count))
-        arena.append(contentsOf: bytes)
+        let start = arena.count
+        starts.append(Int32(start))
+        lengths.append(Int32(first.count + second.count))
+        arena.append(contentsOf: first)
+        arena.append(contentsOf: second)
         if starts.count * 2 > slots.count { grow() }
-        let target = slot(of: bytes)
+        // Looked up by its copy in the arena; the id is not in `slots` yet, so it cannot match itself.
+        let target = arena.withUnsafeBufferPointer { slot(of: UnsafeBufferPointer(rebasing: $0[start...])) }
         let replaced = slots[target] >= 0
         slots[target] = id
         return replaced
