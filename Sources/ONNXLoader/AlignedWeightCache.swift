@@ -345,7 +345,7 @@ final class AlignedWeightCache: @unchecked Sendable {
             let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
                 String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
             }
-            if name.hasSuffix(".weights.stamp"), !name.hasPrefix(".") { stamps.append(name) }
+            if name.hasSuffix(".weights" + WeightCacheStamp.suffix), !name.hasPrefix(".") { stamps.append(name) }
             guard name.hasSuffix(".weights"), !name.hasPrefix(".") else { continue }
             let path = directory + "/" + name
             guard path != keptPath else { continue }
@@ -360,7 +360,7 @@ final class AlignedWeightCache: @unchecked Sendable {
         }
         closedir(handle)
         for stamp in stamps {
-            let cachePath = directory + "/" + stamp.dropLast(".stamp".count)
+            let cachePath = directory + "/" + stamp.dropLast(WeightCacheStamp.suffix.count)
             if access(cachePath, F_OK) != 0 && errno == ENOENT { unlink(directory + "/" + stamp) }
         }
     }

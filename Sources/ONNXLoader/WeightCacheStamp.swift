@@ -86,7 +86,9 @@ enum WeightCacheStamp {
     /// Seconds a file's times must lie in the past before a stamp may vouch for it.
     static let settleSeconds: UInt64 = 2
 
-    static func path(cachePath: String) -> String { cachePath + ".stamp" }
+    static func path(cachePath: String) -> String { cachePath + suffix }
+    /// What `path(cachePath:)` appends to the cache file's path.
+    static let suffix = ".stamp"
 
     /// The identities a stamp file holds, or nil for a missing, short, long or foreign file.
     static func contents(path: String) -> (model: FileIdentity, cache: FileIdentity)? {

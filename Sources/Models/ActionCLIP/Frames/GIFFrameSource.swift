@@ -141,7 +141,8 @@ public final class GIFFrameSource: FrameSource {
                                        backgroundIndex: backgroundIndex)
         // FFmpeg decodes at most the clipped frame: lines of at most the canvas width, at most its height.
         var pixels = [UInt8](repeating: 0, count: width * height)
-        var damaged: [String] = []
+        // The first damaged frame of this decode, reported once (FFmpeg logs each; one line is enough here).
+        var damage: String?
         for index in 0...last {
             let record = records[index]
             guard record.localPalette != nil || compositor.hasGlobalPalette else {
@@ -158,11 +159,11 @@ public final class GIFFrameSource: FrameSource {
                                   into: UnsafeMutableBufferPointer(rebasing: raster[0..<wantedPixels]))
                 }
             }
-            if decoded.stop != .full, damaged.isEmpty {
-                damaged.append("\(path): frame \(index)'s image data "
-                               + (decoded.stop == .invalidCodeSize ? "has an invalid LZW code size (\(record.codeSize))"
-                                  : "ends after \(decoded.count) of \(wantedPixels) pixels")
-                               + "; drawn up to its last complete line, as FFmpeg does")
+            if decoded.stop != .full, damage == nil {
+                damage = "\(path): frame \(index)'s image data "
+                    + (decoded.stop == .invalidCodeSize ? "has an invalid LZW code size (\(record.codeSize))"
+                       : "ends after \(decoded.count) of \(wantedPixels) pixels")
+                    + "; drawn up to its last complete line, as FFmpeg does"
             }
             pixels.withUnsafeBufferPointer { raster in
                 compositor.draw(GIFCompositor.Image(
@@ -178,7 +179,7 @@ public final class GIFFrameSource: FrameSource {
                 for position in positions { output[position] = frame }
             }
         }
-        warnings += damaged.filter { !warnings.contains($0) }
+        if let damage, !warnings.contains(damage) { warnings.append(damage) }
         return output.compactMap { $0 }
     }
 
