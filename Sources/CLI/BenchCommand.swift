@@ -109,7 +109,7 @@ struct BenchCommand: ParsableCommand {
         if let video, !FileManager.default.isReadableFile(atPath: video) {
             throw CLIError("\(video): file not found or not readable")
         }
-        models.applyThreads()
+        models.applyEngineSettings()
         let threads = Threading.threadCount
         let networks = try models.loadNetworks()
         let tokenizer = try models.loadTokenizer()
@@ -247,7 +247,8 @@ struct BenchCommand: ParsableCommand {
         if case .file(let path) = clip {
             let textCache = (scratch as NSString).appendingPathComponent("process-cache")
             let arguments = ["--model-dir", models.resolvedModelDirectory, "--offline", "-v", path, "--seed", "0",
-                             "--threads", String(threads)] + (models.vocab.map { ["--vocab", $0] } ?? [])
+                             "--threads", String(threads), "--precision", models.precision.precision.rawValue]
+                + (models.vocab.map { ["--vocab", $0] } ?? [])
             // The text cache goes to the scratch folder; the weight cache stays where it is.
             var environment = ["XDG_CACHE_HOME": textCache]
             environment["ACTION_CLIP_WEIGHT_CACHE"] = WeightCacheSettings.fromEnvironment().directory ?? "0"
@@ -397,6 +398,7 @@ struct BenchCommand: ParsableCommand {
     func textReport(rows: [Row], kernelRows: [KernelBench.Result], threads: Int, ortVersion: String?) -> String {
         var text = "action-clip bench: \(threads) threads (the engine's own; OpenBLAS single-threaded per call), "
         text += "\(runs) runs after \(warmup) warm-up, OpenBLAS \(Threading.blasCoreName)"
+        if PackedGEMM.precision != .float32 { text += ", weight products in \(PackedGEMM.precision.rawValue) (\(PackedGEMM.path.rawValue))" }
         if let ortVersion { text += ", ONNX Runtime \(ortVersion) with \(threads) threads, its runs alternated with ours" }
         text += "\n\n"
         text += Padding.left("row", 38) + Padding.right("median ms", 11) + Padding.right("min ms", 11)
@@ -465,7 +467,8 @@ struct BenchCommand: ParsableCommand {
         }
         var members: [(String, JSONValue)] = [
             ("threads", .int(threads)), ("runs", .int(runs)), ("warmup", .int(warmup)),
-            ("blas_core", .string(Threading.blasCoreName)), ("rows", .array(rowValues)),
+            ("blas_core", .string(Threading.blasCoreName)), ("precision", .string(PackedGEMM.precision.rawValue)),
+            ("rows", .array(rowValues)),
         ]
         if let ortVersion { members.append(("onnxruntime", .string(ortVersion))) }
         if !kernelRows.isEmpty { members.append(("kernels", .array(kernelRows.map(\.json)))) }

@@ -18,6 +18,8 @@ struct ModelOptions: ParsableArguments {
     @Option(help: "Threads for the engine: GEMMs split across them and its own loops (default: all cores).")
     var threads: Int?
 
+    @OptionGroup var precision: PrecisionOption
+
     func validate() throws {
         if let threads, !(1...256).contains(threads) { throw ValidationError("--threads must be between 1 and 256") }
     }
@@ -30,8 +32,10 @@ struct ModelOptions: ParsableArguments {
         vocab ?? (resolvedModelDirectory as NSString).appendingPathComponent("bpe_simple_vocab_16e6.txt.gz")
     }
 
-    func applyThreads() {
+    /// The thread count and precision this command asked for; before loading or running anything.
+    func applyEngineSettings() {
         if let threads { Threading.threadCount = threads }
+        precision.apply()
     }
 
     func store() -> ModelStore {
@@ -120,7 +124,7 @@ struct ClassifyCommand: ParsableCommand {
 
     func run() throws {
         Diagnostics.startTimeline()
-        models.applyThreads()
+        models.applyEngineSettings()
         let labels = try resolvedLabels()
         let videos = try resolvedVideos()
         // Loading is one thread's work, and so are decoding and reading the vocabulary, so they

@@ -42,6 +42,8 @@ struct RunCommand: ParsableCommand {
     @Option(help: "Run the graph this many times and print each run time and the median; outputs of the last run are written.")
     var `repeat`: Int = 1
 
+    @OptionGroup var precision: PrecisionOption
+
     func validate() throws {
         for input in inputs where !input.contains("=") {
             throw ValidationError("--input takes NAME=FILE.npy, got '\(input)'")
@@ -50,6 +52,7 @@ struct RunCommand: ParsableCommand {
     }
 
     func run() throws {
+        precision.apply()
         var feeds: [String: Tensor] = [:]
         for input in inputs {
             guard let separator = input.firstIndex(of: "=") else { continue }

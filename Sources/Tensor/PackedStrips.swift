@@ -20,6 +20,7 @@ public final class PackedStrips: @unchecked Sendable {
     public let rows: Int
     public let columns: Int
     private let copy = ContiguousCopy()
+    private let bfloat16Copy = ContiguousCopy()
 
     /// Whether a `[rows, columns]` float32 matrix can be stored in this layout.
     public static func fits(rows: Int, columns: Int) -> Bool {
@@ -47,6 +48,28 @@ public final class PackedStrips: @unchecked Sendable {
 
     /// Whether a contiguous copy has been made (for tests and memory accounting).
     public var hasContiguousCopy: Bool { copy.exists }
+
+    /// Whether the bfloat16 strips have been made (for tests and memory accounting).
+    public var hasBFloat16Strips: Bool { bfloat16Copy.exists }
+
+    /// The matrix rounded to bfloat16 strips (Sources/CKernels/PackedGEMMBF16.c's layout), made on
+    /// the first call (the strips shared out among the engine's threads) and kept: half the
+    /// float32 bytes more, only when `--precision bf16` asks.
+    public func bfloat16Strips() -> UnsafePointer<UInt16> {
+        let count = ck_bf16_strips_count(rows, columns)
+        let pointer = bfloat16Copy.get(byteCount: count * MemoryLayout<UInt16>.size, describing: "\(rows)x\(columns) bfloat16 weight") { destination in
+            let packed = destination.assumingMemoryBound(to: UInt16.self)
+            let (rows, base, vector) = (rows, base, CPUFeatures.avx512BFloat16)
+            Threading.parallelFor(0..<strips, minimumChunk: max(1, (1 << 16) / max(rows * Self.stripColumns, 1))) { chunk in
+                if vector {
+                    ck_bf16_pack_strips_avx512(rows, base, packed, chunk.lowerBound, chunk.upperBound)
+                } else {
+                    ck_bf16_pack_strips_portable(rows, base, packed, chunk.lowerBound, chunk.upperBound)
+                }
+            }
+        }
+        return UnsafePointer(pointer.assumingMemoryBound(to: UInt16.self))
+    }
 
     /// The matrix in row-major order, unpacked on the first call.
     func contiguous() -> UnsafeMutableRawPointer {

@@ -189,6 +189,58 @@ import Testing
         #expect(result.standardOutput.isEmpty)
     }
 
+    /// `--precision bf16` where the CPU has AVX512-BF16 (and weights are packed): the image
+    /// graph's features come out near the float32 ones (bfloat16 keeps 8 significant bits) but
+    /// not equal to them, so the bfloat16 kernel really ran. Elsewhere: refused with exit code 2,
+    /// one message naming the option, and no output written.
+    @Test func bfloat16PrecisionRunsOrIsRefused() throws {
+        let scratch = try CLI.temporaryDirectory("precision")
+        defer { try? FileManager.default.removeItem(at: scratch) }
+        var generator = SplitMix64(seed: 2026)
+        let input = try Tensor(generator.floats(8 * 3 * 224 * 224, -2, 2), shape: [8, 3, 224, 224])
+        let inputPath = scratch.appendingPathComponent("image.npy").path
+        try NPY.write(input, to: inputPath)
+        let model = CLI.tinyFixtures.appendingPathComponent("vit-32-8f-image_clip.onnx").path
+        func run(_ precision: String) throws -> (CLI.Result, URL) {
+            let output = scratch.appendingPathComponent(precision)
+            let result = try CLI.run(["run", model, "--input", "image=\(inputPath)", "--fused", "--precision", precision,
+                                      "--output-dir", output.path])
+            return (result, output.appendingPathComponent("image_features.npy"))
+        }
+        let (bfloat16, bfloat16Features) = try run("bf16")
+        let usable = CPUFeatures.avx512BFloat16 && ProcessInfo.processInfo.environment["ACTION_CLIP_PACK_WEIGHTS"] != "0"
+        guard usable else {
+            #expect(bfloat16.status == 2, "stderr: \(bfloat16.standardError)")
+            #expect(bfloat16.standardError.contains("--precision bf16 needs"))
+            #expect(!FileManager.default.fileExists(atPath: bfloat16Features.path))
+            return
+        }
+        let (float32, float32Features) = try run("float32")
+        for result in [bfloat16, float32] { #expect(result.status == 0, "stderr: \(result.standardError)") }
+        let low = try NPY.read(path: bfloat16Features.path).toArray(Float.self)
+        let full = try NPY.read(path: float32Features.path).toArray(Float.self)
+        try #require(low.count == full.count && !full.isEmpty)
+        let largest = full.map(abs).max() ?? 0
+        let difference = zip(low, full).map { abs($0 - $1) }.max() ?? 0
+        #expect(difference > 0, "bf16 gave float32's bits: the bfloat16 kernel did not run")
+        #expect(difference <= 0.02 * largest, "bf16 features \(difference) from float32's (largest \(largest))")
+
+        // The text-feature cache keeps the two precisions' features apart: a bf16 run after a
+        // float32 one writes a second file, and a second bf16 run reads it and prints the same.
+        let models = try CLI.tinyModelDirectory()
+        defer { try? FileManager.default.removeItem(at: models) }
+        let environment = ["XDG_CACHE_HOME": scratch.appendingPathComponent("cache-home").path]
+        let cacheDirectory = scratch.appendingPathComponent("cache-home/action-clip").path
+        let float32Run = try CLI.run(Self.classifyArguments(models, ["--precision", "float32"]), environment: environment)
+        let bfloat16Run = try CLI.run(Self.classifyArguments(models, ["--precision", "bf16"]), environment: environment)
+        let featureFiles = try FileManager.default.contentsOfDirectory(atPath: cacheDirectory).filter { $0.hasSuffix(".features") }
+        #expect(featureFiles.count == 2, "\(featureFiles)")
+        let again = try CLI.run(Self.classifyArguments(models, ["--precision", "bf16"]), environment: environment)
+        for result in [float32Run, bfloat16Run, again] { #expect(result.status == 0, "stderr: \(result.standardError)") }
+        #expect(again.standardOutput == bfloat16Run.standardOutput)
+        #expect(bfloat16Run.standardOutput != float32Run.standardOutput)
+    }
+
     // MARK: subcommands
 
     @Test func tokenizeKnownPrompt() throws {

@@ -38,6 +38,7 @@ import CKernels
                     case .avx512: ck_packed_gemm_avx512(rows, k, a, k, w, column, n, strips.lowerBound, strips.upperBound, accumulate ? 1 : 0)
                     case .avx2: ck_packed_gemm_avx2(rows, k, a, k, w, column, n, strips.lowerBound, strips.upperBound, accumulate ? 1 : 0)
                     case .portable: ck_packed_gemm_portable(rows, k, a, k, w, column, n, strips.lowerBound, strips.upperBound, accumulate ? 1 : 0)
+                    case .bfloat16AVX512, .bfloat16Portable: Issue.record("bfloat16 paths are BFloat16GEMMTests'")
                     }
                 }
             }

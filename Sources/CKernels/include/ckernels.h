@@ -2,6 +2,7 @@
 #define CKERNELS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -102,6 +103,34 @@ void ck_packed_gemm_avx2(ptrdiff_t m, ptrdiff_t k, const float *a, ptrdiff_t lda
 /// Plain C version of the above, any CPU (a multiply and an add per step instead of an FMA).
 void ck_packed_gemm_portable(ptrdiff_t m, ptrdiff_t k, const float *a, ptrdiff_t lda, const float *packed,
                              float *c, ptrdiff_t ldc, ptrdiff_t strip0, ptrdiff_t strip1, int accumulate);
+// The opt-in bfloat16 GEMM (PackedGEMMBF16.c; used by Sources/Tensor/Kernels/PackedGEMM.swift when
+// the precision is bfloat16). Weights in "bfloat16 strips": 32 columns per strip, rows of k in
+// pairs, interleaved: packed[((s * kp + q) * 32 + j) * 2 + t] = bf16(W[2q + t, 32s + j]),
+// kp = ceil(k / 2), zero past row k. A as bfloat16 rows of 2 * kp values (zero past column k).
+/// 1 when this CPU supports AVX-512F, AVX-512BW and AVX512-BF16 (and the build targets x86-64), else 0. Cached.
+int ck_cpu_has_avx512_bf16(void);
+/// float32 to bfloat16, round to nearest even, denormal inputs as zero (as VCVTNEPS2BF16).
+uint16_t ck_bf16_from_float(float value);
+/// bfloat16 to float32 (exact).
+float ck_float_from_bf16(uint16_t value);
+/// Values in the bfloat16 strips of a [k, n] weight: ceil(k / 2) * 2 * n.
+ptrdiff_t ck_bf16_strips_count(ptrdiff_t k, ptrdiff_t n);
+/// Rounds strips [strip0, strip1) of float32 packed strips (ck_pack_strips' layout) of W [k, n]
+/// into the same strips of `packed`, bfloat16 strips of ck_bf16_strips_count(k, n) values.
+void ck_bf16_pack_strips_portable(ptrdiff_t k, const float *strips, uint16_t *packed, ptrdiff_t strip0, ptrdiff_t strip1);
+/// The same, bit for bit, with AVX512-BF16. Only when ck_cpu_has_avx512_bf16() returns 1.
+void ck_bf16_pack_strips_avx512(ptrdiff_t k, const float *strips, uint16_t *packed, ptrdiff_t strip0, ptrdiff_t strip1);
+/// A [m, k] (row stride lda floats) to bfloat16 rows of ldo >= 2 * ceil(k / 2) values, zero at column k when k is odd.
+void ck_bf16_convert_rows_portable(ptrdiff_t m, ptrdiff_t k, const float *a, ptrdiff_t lda, uint16_t *out, ptrdiff_t ldo);
+/// The same, bit for bit, with VCVTNEPS2BF16. Only when ck_cpu_has_avx512_bf16() returns 1.
+void ck_bf16_convert_rows_avx512(ptrdiff_t m, ptrdiff_t k, const float *a, ptrdiff_t lda, uint16_t *out, ptrdiff_t ldo);
+/// As ck_packed_gemm_avx512 on bfloat16 A (row stride lda values) and bfloat16 strips, sums in
+/// float32 with VDPBF16PS. Only when ck_cpu_has_avx512_bf16() returns 1.
+void ck_bf16_gemm_avx512(ptrdiff_t m, ptrdiff_t k, const uint16_t *a, ptrdiff_t lda, const uint16_t *packed,
+                         float *c, ptrdiff_t ldc, ptrdiff_t strip0, ptrdiff_t strip1, int accumulate);
+/// Plain C reference of the above (the odd then the even product of each pair added in float32).
+void ck_bf16_gemm_portable(ptrdiff_t m, ptrdiff_t k, const uint16_t *a, ptrdiff_t lda, const uint16_t *packed,
+                           float *c, ptrdiff_t ldc, ptrdiff_t strip0, ptrdiff_t strip1, int accumulate);
 #ifdef __cplusplus
 }
 #endif

@@ -54,10 +54,11 @@ public struct TextFeatureCache: Sendable {
     public static let numericsRevision: UInt32 = 5
 
     /// The kernel choices of this process that change the features' rounding: whether the loader
-    /// packs MatMul weights and which kernel multiplies them, the AVX2 switch, and the thread
-    /// count (sgemm's blocks depend on it: `BLAS.columnBlocks`). Hashed into the file name with the
-    /// revision, so a run with `ACTION_CLIP_PACK_WEIGHTS=0`, `ACTION_CLIP_AVX2=0` or another
-    /// `--threads` never reads features another kernel or split computed. A cache takes the
+    /// packs MatMul weights and which kernel multiplies them (`bf16-avx512` under `--precision
+    /// bf16`), the AVX2 switch, and the thread count (sgemm's blocks depend on it:
+    /// `BLAS.columnBlocks`). Hashed into the file name with the revision, so a run with
+    /// `ACTION_CLIP_PACK_WEIGHTS=0`, `ACTION_CLIP_AVX2=0`, another `--threads` or another
+    /// `--precision` never reads features another kernel or split computed. A cache takes the
     /// value current when it is made (`numericsVariant`), after the command set the thread count.
     public static var currentNumericsVariant: String {
         let packing = WeightPacking.enabledByEnvironment ? PackedGEMM.path.rawValue : "off"

@@ -300,4 +300,8 @@ public enum CPUFeatures {
         if let value = getenv("ACTION_CLIP_AVX512"), String(cString: value) == "0" { return false }
         return ck_cpu_has_avx512f() != 0
     }()
+
+    /// AVX-512F and AVX512-BF16 are present and `avx512` is not switched off: what the opt-in
+    /// bfloat16 precision (`GEMMPrecision.bfloat16`) needs to be fast.
+    public static let avx512BFloat16: Bool = avx512 && ck_cpu_has_avx512_bf16() != 0
 }
