@@ -59,6 +59,37 @@ int ck_packed_equal(ptrdiff_t k, ptrdiff_t n, const void *row_major, const void 
     return 1;
 }
 
+// The transposed case: a Conv weight [M, C, kH, kW] is read by the patch embedding as W^T, the
+// [C·kH·kW, M] matrix, so the loader stores W^T in strips (`WeightPacking`). Here `w` is the
+// row-major [n, k] weight itself (W^T is k x n); strip s row p is w[32s..32s+32, p].
+void ck_pack_strips_transposed(ptrdiff_t k, ptrdiff_t n, const float *w, float *packed) {
+    for (ptrdiff_t s = 0; s < n / STRIP; s++)
+        for (int j = 0; j < STRIP; j++) {
+            const float *row = w + (s * STRIP + j) * k;
+            for (ptrdiff_t p = 0; p < k; p++) packed[(s * k + p) * STRIP + j] = row[p];
+        }
+}
+
+void ck_unpack_strips_transposed(ptrdiff_t k, ptrdiff_t n, const float *packed, float *w) {
+    for (ptrdiff_t s = 0; s < n / STRIP; s++)
+        for (int j = 0; j < STRIP; j++) {
+            float *row = w + (s * STRIP + j) * k;
+            for (ptrdiff_t p = 0; p < k; p++) row[p] = packed[(s * k + p) * STRIP + j];
+        }
+}
+
+int ck_packed_equal_transposed(ptrdiff_t k, ptrdiff_t n, const void *row_major, const void *packed) {
+    // Bits, not values: a cached -0.0 for 0.0, or another NaN payload, is a different weight file.
+    const uint32_t *rows = (const uint32_t *)row_major, *strips = (const uint32_t *)packed;
+    for (ptrdiff_t s = 0; s < n / STRIP; s++)
+        for (int j = 0; j < STRIP; j++) {
+            const uint32_t *row = rows + (s * STRIP + j) * k;
+            for (ptrdiff_t p = 0; p < k; p++)
+                if (strips[(s * k + p) * STRIP + j] != row[p]) return 0;
+        }
+    return 1;
+}
+
 // MARK: - Portable (reference, and the path on CPUs without AVX2)
 
 void ck_packed_gemm_portable(ptrdiff_t m, ptrdiff_t k, const float *a, ptrdiff_t lda, const float *packed,

@@ -75,56 +75,78 @@ public struct WeightCacheSettings: Sendable, Equatable {
 /// Layout (little-endian): "ACWEIGHT", UInt32 version, UInt32 entry count, UInt64 model key,
 /// UInt64 model file size; then per entry UInt64 initializer index, source offset, length, cache
 /// offset, row length in bytes, row pitch in bytes (both equal to the length when the tensor is
-/// stored contiguously; pitch 0 for a matrix in packed strips, `WeightPacking`); then the data
-/// (the gaps between padded rows are zero).
+/// stored contiguously; pitch 0 for a matrix in packed strips, pitch 1 for a patch embedding's
+/// weight stored as the packed strips of its transpose, `WeightPacking`); then the data (the gaps
+/// between padded rows are zero).
 final class AlignedWeightCache: @unchecked Sendable {
     static let magic: [UInt8] = Array("ACWEIGHT".utf8)
-    static let version: UInt32 = 3
+    /// 4: pitch 1 marks the packed strips of a transpose (working session 12).
+    static let version: UInt32 = 4
     static let headerSize = 32
     static let entrySize = 48
     static let alignment = 64
 
     /// How a tensor's bytes are laid out where the loader puts them: contiguous (one "row" of all
-    /// its bytes), `rows` rows of `rowBytes` starting `pitchBytes` apart, or a float32 matrix of
-    /// `rows` rows of `rowBytes` in packed strips (`PackedStrips`; same span as contiguous).
+    /// its bytes), `rows` rows of `rowBytes` starting `pitchBytes` apart, a float32 matrix of
+    /// `rows` rows of `rowBytes` in packed strips (`PackedStrips`; same span as contiguous), or the
+    /// packed strips of the transpose of such a matrix (`PackedStrips.transposed`; same span).
     struct Placement: Equatable {
         let rows: Int
         let rowBytes: Int
         let pitchBytes: Int
         let isPacked: Bool
+        let isPackedTransposed: Bool
+
+        /// The pitch field of a cache entry for `isPackedTransposed`. A real pitch is never below
+        /// its row length, and such a matrix's rows are at least 8 bytes (2 floats), so 0 and 1
+        /// cannot be real pitches of these entries.
+        static let transposedPitchMarker = 1
 
         var isPadded: Bool { pitchBytes != rowBytes }
         /// Stored in a layout other than the model's row-major bytes.
-        var isRelaid: Bool { isPadded || isPacked }
+        var isRelaid: Bool { isPadded || isPacked || isPackedTransposed }
         /// Bytes from the first row's start to the last row's end.
         var span: Int { rows == 0 ? 0 : (rows - 1) * pitchBytes + rowBytes }
-        /// The pitch field of a cache entry: 0 marks packed strips.
-        var storedPitch: Int { isPacked ? 0 : pitchBytes }
+        /// The pitch field of a cache entry: 0 marks packed strips, 1 those of the transpose.
+        var storedPitch: Int { isPacked ? 0 : (isPackedTransposed ? Self.transposedPitchMarker : pitchBytes) }
 
-        /// A 2-D float32 layout is packed when `packed` is set and it fits (`WeightPacking`); else a
+        /// A 2-D float32 layout is packed when `packed` is set and it fits (`WeightPacking`); a
+        /// float32 layout [M, ...] is stored as the packed strips of its [M, K] transpose when
+        /// `packedTransposed` is set (the caller checked `WeightPacking.fitsTransposed`); else a
         /// 2-D layout with `rowPitch` (elements) longer than its rows is padded; anything else is contiguous.
-        init(layout: TensorLayout, rowPitch: Int?, packed: Bool = false) {
+        init(layout: TensorLayout, rowPitch: Int?, packed: Bool = false, packedTransposed: Bool = false) {
             if packed, WeightPacking.fits(dataType: layout.dataType, shape: layout.shape) {
                 rows = layout.shape[0]
                 rowBytes = layout.shape[1] * layout.dataType.byteSize
                 pitchBytes = rowBytes
                 isPacked = true
+                isPackedTransposed = false
+            } else if packedTransposed, layout.dataType == .float32, layout.shape.count >= 2, layout.shape[0] > 0,
+                      PackedStrips.fits(rows: layout.count / layout.shape[0], columns: layout.shape[0]) {
+                rows = layout.shape[0]
+                rowBytes = layout.byteCount / layout.shape[0]
+                pitchBytes = rowBytes
+                isPacked = false
+                isPackedTransposed = true
             } else if let rowPitch, layout.shape.count == 2, rowPitch > layout.shape[1], layout.shape[0] > 0 {
                 rows = layout.shape[0]
                 rowBytes = layout.shape[1] * layout.dataType.byteSize
                 pitchBytes = rowPitch * layout.dataType.byteSize
                 isPacked = false
+                isPackedTransposed = false
             } else {
                 rows = 1
                 rowBytes = layout.byteCount
                 pitchBytes = layout.byteCount
                 isPacked = false
+                isPackedTransposed = false
             }
         }
 
         /// A placement read from a cache file, checked: nil unless the rows tile `length` exactly
         /// and the span fits in `available` bytes. `pitchBytes` 0 means packed strips, whose rows
-        /// must be whole strips of float32.
+        /// must be whole strips of float32; 1 (with longer rows) the packed strips of the
+        /// transpose, whose row count must be whole strips and whose rows whole floats.
         init?(length: Int, rowBytes: Int, pitchBytes: Int, available: Int) {
             guard length > 0, rowBytes > 0, length % rowBytes == 0 else { return nil }
             rows = length / rowBytes
@@ -133,11 +155,21 @@ final class AlignedWeightCache: @unchecked Sendable {
                 guard rowBytes % (PackedStrips.stripColumns * MemoryLayout<Float>.size) == 0, length <= available else { return nil }
                 self.pitchBytes = rowBytes
                 isPacked = true
+                isPackedTransposed = false
+                return
+            }
+            if pitchBytes == Self.transposedPitchMarker, rowBytes > pitchBytes {
+                guard rowBytes % MemoryLayout<Float>.size == 0, rows % PackedStrips.stripColumns == 0,
+                      length <= available else { return nil }
+                self.pitchBytes = rowBytes
+                isPacked = false
+                isPackedTransposed = true
                 return
             }
             guard pitchBytes >= rowBytes else { return nil }
             self.pitchBytes = pitchBytes
             isPacked = false
+            isPackedTransposed = false
             let (gaps, overflow) = (rows - 1).multipliedReportingOverflow(by: pitchBytes)
             guard !overflow, gaps <= available, rowBytes <= available - gaps else { return nil }
         }
@@ -148,6 +180,11 @@ final class AlignedWeightCache: @unchecked Sendable {
         /// Copies the contiguous bytes at `source` into this layout at `destination` (`span` bytes;
         /// the gaps are left as they are).
         func copyRows(from source: UnsafeRawPointer, to destination: UnsafeMutableRawPointer) {
+            if isPackedTransposed {
+                ck_pack_strips_transposed(rowBytes / MemoryLayout<Float>.size, rows, source.assumingMemoryBound(to: Float.self),
+                                          destination.assumingMemoryBound(to: Float.self))
+                return
+            }
             if isPacked {
                 ck_pack_strips(rows, columns, source.assumingMemoryBound(to: Float.self), columns,
                                destination.assumingMemoryBound(to: Float.self))
@@ -159,6 +196,7 @@ final class AlignedWeightCache: @unchecked Sendable {
         /// Whether the rows at `stored` (this layout) equal the contiguous bytes at `source`.
         func rowsEqual(_ stored: UnsafeRawPointer, _ source: UnsafeRawPointer) -> Bool {
             if isPacked { return ck_packed_equal(rows, columns, source, stored) != 0 }
+            if isPackedTransposed { return ck_packed_equal_transposed(rowBytes / MemoryLayout<Float>.size, rows, source, stored) != 0 }
             return (0..<rows).allSatisfy { memcmp(stored + $0 * pitchBytes, source + $0 * rowBytes, rowBytes) == 0 }
         }
     }

@@ -177,10 +177,13 @@ struct ModelConverter {
             guard let nodePointer else { continue }
             nodes.append(try convertNode(nodePointer, index: index))
         }
+        let initializerNameSet = Set(cArray(graph.initializer, graph.n_initializer).map { cString($0?.pointee.name) })
         let matrixOperands = context.padMatrixRows || context.packMatrices
-            ? MatrixRowPadding.matrixOperands(nodes: nodes, graphOutputs: outputs.map(\.name),
-                                              initializers: Set(cArray(graph.initializer, graph.n_initializer).map { cString($0?.pointee.name) }))
+            ? MatrixRowPadding.matrixOperands(nodes: nodes, graphOutputs: outputs.map(\.name), initializers: initializerNameSet)
             : []
+        let patchEmbeddings = context.packMatrices
+            ? WeightPacking.patchEmbeddingOperands(nodes: nodes, graphOutputs: outputs.map(\.name), initializers: initializerNameSet)
+            : [:]
 
         var initializers: [String: Tensor] = [:]
         var initializerNames: [String] = []
@@ -194,7 +197,8 @@ struct ModelConverter {
                 throw .duplicateValue(name: name, first: "an initializer", second: "another initializer")
             }
             initializers[name] = try context.decodeTensor(tensorPointer, subject: "initializer '\(name)'",
-                                                          initializerIndex: index, matrixOperand: matrixOperands.contains(name))
+                                                          initializerIndex: index, matrixOperand: matrixOperands.contains(name),
+                                                          patchStrides: patchEmbeddings[name])
             initializerNames.append(name)
         }
 

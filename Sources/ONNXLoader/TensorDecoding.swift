@@ -34,9 +34,12 @@ final class LoadContext {
     /// leaves the block alone and the tensor storage frees it), so weights exist in one copy.
     /// `subject` names the tensor in errors, e.g. "initializer 'fc.weight'". `initializerIndex` is
     /// the tensor's position among the graph's initializers, whose raw_data `mappedWeights` may hold;
-    /// `matrixOperand` says it is read only as a MatMul weight, so it may be packed or its rows padded.
+    /// `matrixOperand` says it is read only as a MatMul weight, so it may be packed or its rows padded;
+    /// `patchStrides`, that it is read only as the weight of patch-embedding Convs with these strides,
+    /// so it may be stored as the packed strips of its transpose (`WeightPacking`).
     func decodeTensor(_ proto: UnsafeMutablePointer<Onnx__TensorProto>, subject: String,
-                      initializerIndex: Int? = nil, matrixOperand: Bool = false) throws(ONNXLoadError) -> Tensor {
+                      initializerIndex: Int? = nil, matrixOperand: Bool = false,
+                      patchStrides: [Int]? = nil) throws(ONNXLoadError) -> Tensor {
         let typeCode = proto.pointee.data_type
         guard let dataType = DataType(rawValue: typeCode) else {
             throw .unsupportedDataType(tensor: subject, typeName: DataType.onnxName(code: typeCode))
@@ -70,7 +73,10 @@ final class LoadContext {
         if let initializerIndex, let mappedWeights, let region = mappedWeights.region(initializerIndex) {
             let packed = matrixOperand && packMatrices && WeightPacking.fits(dataType: dataType, shape: shape)
             let rowPitch = matrixOperand && padMatrixRows && !packed ? MatrixRowPadding.rowPitch(dataType: dataType, shape: shape) : nil
-            return try mappedWeights.decode(region, index: initializerIndex, layout, rowPitch: rowPitch, packed: packed)
+            let transposed = !packed && packMatrices
+                && patchStrides.map { WeightPacking.fitsTransposed(dataType: dataType, shape: shape, strides: $0) } == true
+            return try mappedWeights.decode(region, index: initializerIndex, layout, rowPitch: rowPitch, packed: packed,
+                                            packedTransposed: transposed)
         }
         return try decodeTyped(proto, layout)
     }
@@ -274,14 +280,16 @@ final class MappedWeights {
     }
 
     /// `rowPitch` (elements, for a 2-D layout) asks for padded rows, `packed` for packed strips,
-    /// where the bytes are written anyway.
+    /// `packedTransposed` for the packed strips of the transpose, where the bytes are written anyway.
     func decode(_ region: UnsafeRawBufferPointer, index: Int, _ layout: TensorLayout,
-                rowPitch requestedPitch: Int? = nil, packed: Bool = false) throws(ONNXLoadError) -> Tensor {
+                rowPitch requestedPitch: Int? = nil, packed: Bool = false,
+                packedTransposed: Bool = false) throws(ONNXLoadError) -> Tensor {
         guard region.count == layout.byteCount else {
             throw .invalidTensor(tensor: layout.subject, problem: "\(region.count) bytes of raw_data \(layout.describe) (expected \(layout.byteCount))")
         }
         guard layout.byteCount > 0, let start = region.baseAddress else { return try layout.zeros() }
-        let placement = AlignedWeightCache.Placement(layout: layout, rowPitch: requestedPitch, packed: packed)
+        let placement = AlignedWeightCache.Placement(layout: layout, rowPitch: requestedPitch, packed: packed,
+                                                     packedTransposed: packedTransposed)
         // Booleans are normalised to 0/1, which needs a writable copy; the mappings are read-only.
         if let mapping, layout.dataType != .bool {
             // An aligned weight is used in place unless padding or packing it now pays on every later load.
@@ -326,6 +334,12 @@ final class MappedWeights {
         if placement.isPacked {
             let strips = PackedStrips(base: start.assumingMemoryBound(to: Float.self), rows: placement.rows,
                                       columns: placement.rowBytes / MemoryLayout<Float>.size)
+            return try layout.wrapping(TensorStorage(packed: strips, keeper: keeper))
+        }
+        if placement.isPackedTransposed {
+            // The strips hold the transpose: [K, M] for the tensor's [M, K] rows.
+            let strips = PackedStrips(base: start.assumingMemoryBound(to: Float.self), rows: placement.rowBytes / MemoryLayout<Float>.size,
+                                      columns: placement.rows, transposed: true)
             return try layout.wrapping(TensorStorage(packed: strips, keeper: keeper))
         }
         guard placement.isPadded else { return try borrow(start, layout, keeper: keeper) }

@@ -19,6 +19,10 @@ public final class PackedStrips: @unchecked Sendable {
     public let base: UnsafePointer<Float>
     public let rows: Int
     public let columns: Int
+    /// The tensor holding these strips is the transpose of the `[rows, columns]` matrix: row-major
+    /// `[columns, rows]` (a Conv weight `[M, C, kH, kW]`, read by the patch embedding as the
+    /// `[C·kH·kW, M]` matrix). Its readers ask `Tensor.floatTransposedPackedStrips()`.
+    public let transposed: Bool
     private let copy = ContiguousCopy()
     private let bfloat16Copy = ContiguousCopy()
 
@@ -28,11 +32,12 @@ public final class PackedStrips: @unchecked Sendable {
     }
 
     /// The memory at `base` must hold the `rows * columns` packed floats for as long as this object lives.
-    public init(base: UnsafePointer<Float>, rows: Int, columns: Int) {
+    public init(base: UnsafePointer<Float>, rows: Int, columns: Int, transposed: Bool = false) {
         precondition(Self.fits(rows: rows, columns: columns), "invalid packed strips \(rows)x\(columns)")
         self.base = base
         self.rows = rows
         self.columns = columns
+        self.transposed = transposed
     }
 
     /// Packs row-major `[rows, columns]` at `source` (rows `rowPitch` floats apart) into
@@ -71,10 +76,15 @@ public final class PackedStrips: @unchecked Sendable {
         return UnsafePointer(pointer.assumingMemoryBound(to: UInt16.self))
     }
 
-    /// The matrix in row-major order, unpacked on the first call.
+    /// The tensor's bytes in row-major order (the matrix, or its transpose when `transposed`),
+    /// unpacked on the first call.
     func contiguous() -> UnsafeMutableRawPointer {
         copy.get(byteCount: rows * columns * MemoryLayout<Float>.size, describing: "\(rows)x\(columns) packed weight") { destination in
-            ck_unpack_strips(rows, columns, base, destination.assumingMemoryBound(to: Float.self))
+            if transposed {
+                ck_unpack_strips_transposed(rows, columns, base, destination.assumingMemoryBound(to: Float.self))
+            } else {
+                ck_unpack_strips(rows, columns, base, destination.assumingMemoryBound(to: Float.self))
+            }
         }
     }
 }
@@ -82,9 +92,35 @@ public final class PackedStrips: @unchecked Sendable {
 extension Tensor {
     /// The packed strips of this 2-D float32 weight, when its storage holds it in that layout.
     public func floatPackedStrips() -> PackedStrips? {
-        guard dataType == .float32, rank == 2, let packed = storage.packed,
+        guard dataType == .float32, rank == 2, let packed = storage.packed, !packed.transposed,
               packed.rows == shape[0], packed.columns == shape[1] else { return nil }
         return packed
+    }
+
+    /// The packed strips of this float32 tensor's transpose, when its storage holds them: the
+    /// tensor is `[M, ...]` read as the `[M, K]` matrix (K the product of the other dimensions),
+    /// and the strips hold `[K, M]`.
+    public func floatTransposedPackedStrips() -> PackedStrips? {
+        guard dataType == .float32, rank >= 2, let packed = storage.packed, packed.transposed,
+              packed.columns == shape[0], packed.rows * packed.columns == count else { return nil }
+        return packed
+    }
+
+    /// A copy of this float32 tensor (`[M, ...]`, M a multiple of 32) stored as the packed strips
+    /// of its transpose, as the loader stores a patch embedding's weight (`WeightPacking`); for
+    /// tests and experiments.
+    public func transposedPackedStripsCopy() throws(TensorError) -> Tensor {
+        guard dataType == .float32 else { throw .typeMismatch(expected: .float32, actual: dataType) }
+        guard rank >= 2, shape[0] > 0, PackedStrips.fits(rows: count / shape[0], columns: shape[0]) else {
+            throw .countMismatch(shape: shape, count: count)
+        }
+        let (rows, columns) = (count / shape[0], shape[0])
+        let byteCount = count * MemoryLayout<Float>.size
+        guard let owner = AlignedCopyOwner(byteCount: byteCount) else { throw .allocationFailed(bytes: byteCount) }
+        let destination = owner.base.bindMemory(to: Float.self, capacity: count)
+        if let source = floats.baseAddress { ck_pack_strips_transposed(rows, columns, source, destination) }
+        let packed = PackedStrips(base: destination, rows: rows, columns: columns, transposed: true)
+        return try Tensor(dataType: .float32, shape: shape, storage: TensorStorage(packed: packed, keeper: owner))
     }
 
     /// A copy of this 2-D float32 tensor stored as `PackedStrips` (its column count a multiple

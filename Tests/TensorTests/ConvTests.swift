@@ -31,6 +31,31 @@ import Testing
                   geometry: ConvolutionGeometry(strides: [2, 2]), expected: [1, 2, 2, 2])
     }
 
+    /// A weight stored as the packed strips of its transpose (as the loader stores a patch
+    /// embedding's on AVX-512 CPUs) gives the result of the plain weight on the patch path without
+    /// being unpacked, and the plain result on any other path through its contiguous copy. The
+    /// packed result is checked against the reference kernel too, within the same bound as above.
+    @Test(arguments: [([2, 3, 64, 64], [32, 3, 32, 32], [32, 32], true), ([3, 2, 70, 65], [64, 2, 32, 16], [32, 16], false),
+                      ([1, 3, 9, 9], [32, 3, 3, 3], [2, 2], true)])
+    func transposedPackedWeight(xShape: [Int], wShape: [Int], strides: [Int], bias: Bool) throws {
+        var generator = SplitMix64(seed: UInt64(wShape.reduce(0, +)))
+        let x = try randomTensor(xShape, &generator), w = try randomTensor(wShape, &generator)
+        let b = bias ? try randomTensor([wShape[0]], &generator) : nil
+        let packed = try w.transposedPackedStripsCopy()
+        let strips = try #require(packed.floatTransposedPackedStrips())
+        #expect(packed.floatPackedStrips() == nil && w.floatTransposedPackedStrips() == nil)
+        let geometry = ConvolutionGeometry(strides: strides)
+        let plain = try conv2d(x, w, bias: b, geometry: geometry).toArray(Float.self)
+        let fromPacked = try conv2d(x, packed, bias: b, geometry: geometry).toArray(Float.self)
+        let reference = try ReferenceKernels.conv2d(x, w, bias: b, geometry: geometry).toArray(Float.self)
+        let inner = wShape.dropFirst().reduce(1, *)
+        #expect(maxMixedError(fromPacked, plain) < Swift.max(1e-5, 1e-7 * Float(inner)))
+        #expect(maxMixedError(fromPacked, reference) < Swift.max(1e-5, 1e-7 * Float(inner)))
+        let patches = strides == [wShape[2], wShape[3]]
+        #expect(strips.hasContiguousCopy == !patches, "the patch path must not unpack the weight")
+        #expect(try packed.toArray(Float.self) == w.toArray(Float.self))
+    }
+
     @Test func padsStridesDilations() throws {
         try check(x: [1, 3, 11, 13], w: [5, 3, 3, 3], bias: true,
                   geometry: ConvolutionGeometry(pads: [1, 2, 0, 1], strides: [2, 1], dilations: [1, 2]),

@@ -81,6 +81,35 @@ import CKernels
         #expect(weight.withUnsafeBytes { w in changed.withUnsafeBytes { ck_packed_equal(k, n, w.baseAddress, $0.baseAddress) } } == 0)
     }
 
+    /// The transposed layout (a patch embedding's weight [n, k] stored as strips of its [k, n]
+    /// transpose): each value where the header says, unpacking and the bitwise comparison invert it.
+    @Test func transposedPackingRoundTrips() {
+        let k = 7, n = 64
+        let weight = (0..<(k * n)).map { Float($0) - 100 }  // row-major [n, k]
+        var packed = [Float](repeating: .nan, count: k * n)
+        weight.withUnsafeBufferPointer { w in
+            packed.withUnsafeMutableBufferPointer { p in
+                if let w = w.baseAddress, let p = p.baseAddress { ck_pack_strips_transposed(k, n, w, p) }
+            }
+        }
+        for j in 0..<n {
+            for p in 0..<k { #expect(packed[((j / 32) * k + p) * 32 + j % 32] == weight[j * k + p], "W[\(j), \(p)]") }
+        }
+        var unpacked = [Float](repeating: 0, count: k * n)
+        packed.withUnsafeBufferPointer { p in
+            unpacked.withUnsafeMutableBufferPointer { w in
+                if let p = p.baseAddress, let w = w.baseAddress { ck_unpack_strips_transposed(k, n, p, w) }
+            }
+        }
+        #expect(unpacked == weight)
+        #expect(weight.withUnsafeBytes { w in packed.withUnsafeBytes { ck_packed_equal_transposed(k, n, w.baseAddress, $0.baseAddress) } } == 1)
+        for index in [0, k * n / 2, k * n - 1] {
+            var changed = packed
+            changed[index] = Float(bitPattern: changed[index].bitPattern ^ 1)  // one bit
+            #expect(weight.withUnsafeBytes { w in changed.withUnsafeBytes { ck_packed_equal_transposed(k, n, w.baseAddress, $0.baseAddress) } } == 0)
+        }
+    }
+
     @Test(arguments: [(1, 1, 32), (2, 7, 64), (3, 64, 32), (4, 65, 96), (5, 31, 32), (6, 128, 64), (7, 97, 32),
                       (8, 512, 128), (9, 70, 64), (11, 19, 160), (12, 128, 32), (13, 45, 64), (15, 33, 96),
                       (16, 96, 64), (17, 257, 32), (23, 40, 64), (50, 300, 96),

@@ -90,6 +90,12 @@ void ck_pack_strips(ptrdiff_t k, ptrdiff_t n, const float *w, ptrdiff_t ldw, flo
 void ck_unpack_strips(ptrdiff_t k, ptrdiff_t n, const float *packed, float *w);
 /// 1 when the packed strips at `packed` hold exactly the bytes of row-major [k, n] `row_major`.
 int ck_packed_equal(ptrdiff_t k, ptrdiff_t n, const void *row_major, const void *packed);
+/// Packs W = w^T [k, n] into strips, from its transpose: `w` is row-major [n, k] (n a multiple of 32).
+void ck_pack_strips_transposed(ptrdiff_t k, ptrdiff_t n, const float *w, float *packed);
+/// The inverse: row-major [n, k] `w` from the strips of its transpose.
+void ck_unpack_strips_transposed(ptrdiff_t k, ptrdiff_t n, const float *packed, float *w);
+/// 1 when the strips at `packed` hold exactly the transpose of row-major [n, k] `row_major`, bit for bit.
+int ck_packed_equal_transposed(ptrdiff_t k, ptrdiff_t n, const void *row_major, const void *packed);
 /// AVX-512F: for the strips s in [strip0, strip1), C[i, 32(s - strip0) + j] = (that element if accumulate)
 /// + sum over p < k of A[i, p] * W[p, 32s + j], for i < m and j < 32: C points at the output column
 /// of strip0's first column. A row stride lda, C row stride ldc.
