@@ -21,6 +21,7 @@
 // take whole strips), so results do not depend on the thread count or timing.
 
 #include "ckernels.h"
+#include "PackedTile.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -130,16 +131,7 @@ ck_packed_tile(const int rows, ptrdiff_t k, const float *a, ptrdiff_t lda, const
             high[r] = _mm512_fmadd_ps(x, w1, high[r]);
         }
     }
-    for (int r = 0; r < TILE; r++) {
-        if (r >= rows) break;
-        float *out = c + r * ldc;
-        if (accumulate) {
-            low[r] = _mm512_add_ps(low[r], _mm512_loadu_ps(out));
-            high[r] = _mm512_add_ps(high[r], _mm512_loadu_ps(out + 16));
-        }
-        _mm512_storeu_ps(out, low[r]);
-        _mm512_storeu_ps(out + 16, high[r]);
-    }
+    ck_store_tile(rows, low, high, c, ldc, accumulate);
 }
 
 CK_AVX512 static void ck_packed_tile8(ptrdiff_t k, const float *a, ptrdiff_t lda, const float *strip, float *c, ptrdiff_t ldc, int accumulate) {

@@ -28,6 +28,7 @@
 // to the accumulator in one rounding or two.
 
 #include "ckernels.h"
+#include "PackedTile.h"
 
 #include <string.h>
 
@@ -174,16 +175,7 @@ ck_bf16_tile(const int rows, ptrdiff_t kp, const uint16_t *a, ptrdiff_t lda, con
             high[r] = _mm512_dpbf16_ps(high[r], x, w1);
         }
     }
-    for (int r = 0; r < TILE; r++) {
-        if (r >= rows) break;
-        float *out = c + r * ldc;
-        if (accumulate) {
-            low[r] = _mm512_add_ps(low[r], _mm512_loadu_ps(out));
-            high[r] = _mm512_add_ps(high[r], _mm512_loadu_ps(out + 16));
-        }
-        _mm512_storeu_ps(out, low[r]);
-        _mm512_storeu_ps(out + 16, high[r]);
-    }
+    ck_store_tile(rows, low, high, c, ldc, accumulate);
 }
 
 #define CK_BF16_TILE(n)                                                                                          \

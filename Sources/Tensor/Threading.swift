@@ -42,10 +42,10 @@ public enum Threading {
     /// Number of threads our kernels may use (at least 1). Defaults to the number of online
     /// processors. OpenBLAS itself always gets one (see the policy above).
     public static var threadCount: Int {
-        get { ThreadCountStore.shared.value }
+        get { threadCountStore.value }
         set {
             let clamped = max(1, min(newValue, 1024))
-            ThreadCountStore.shared.value = clamped
+            threadCountStore.value = clamped
             useSingleThreadedBLAS()
         }
     }
@@ -198,18 +198,18 @@ private struct UncheckedSendableBody: @unchecked Sendable {
     let body: (Range<Int>) -> Void
 }
 
-/// Lock-protected storage for `Threading.threadCount` (a plain static var is not concurrency-safe).
-private final class ThreadCountStore: @unchecked Sendable {
-    static let shared = ThreadCountStore()
+/// A value behind a mutex, for the few process-wide settings (`Threading.threadCount`,
+/// `PackedGEMM.precision`): a plain static var is not concurrency-safe.
+final class LockedValue<Value: Sendable>: @unchecked Sendable {
     private var mutex = pthread_mutex_t()
-    private var stored: Int
+    private var stored: Value
 
-    private init() {
+    init(_ value: Value) {
         pthread_mutex_init(&mutex, nil)
-        stored = max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
+        stored = value
     }
 
-    var value: Int {
+    var value: Value {
         get {
             pthread_mutex_lock(&mutex)
             defer { pthread_mutex_unlock(&mutex) }
@@ -222,3 +222,6 @@ private final class ThreadCountStore: @unchecked Sendable {
         }
     }
 }
+
+/// `Threading.threadCount`'s storage: the online processors until a command sets it.
+private let threadCountStore = LockedValue(max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))))

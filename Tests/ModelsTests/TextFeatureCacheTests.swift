@@ -170,7 +170,7 @@ import Tensor
         }
         let foreign = ["notes.txt", "text-zz.features", "text-\(String(repeating: "0", count: 16))-short.features"]
         for name in foreign {
-            FileManager.default.createFile(atPath: (directory as NSString).appendingPathComponent(name), contents: Data("x".utf8))
+            #expect(FileManager.default.createFile(atPath: (directory as NSString).appendingPathComponent(name), contents: Data("x".utf8)))
             try Self.age((directory as NSString).appendingPathComponent(name), secondsAgo: 1000)
         }
         #expect(cache.lookup(sets[0]) != nil)   // A is used again: now the newest of the three

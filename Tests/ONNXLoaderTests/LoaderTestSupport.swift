@@ -58,3 +58,38 @@ func temporaryDirectory() throws -> URL {
     try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
     return url
 }
+
+extension WeightIndexTests.Wire {
+    /// Appends a float32 initializer (GraphProto field 5) with its values as raw_data.
+    mutating func floatInitializer(_ name: String, shape: [Int], _ values: [Float]) {
+        var tensor = WeightIndexTests.Wire()
+        for dimension in shape { tensor.int(1, UInt64(dimension)) }
+        tensor.int(2, 1)  // FLOAT
+        tensor.text(8, name)
+        tensor.data(9, values.withUnsafeBytes { Array($0) })
+        data(5, tensor.bytes)
+    }
+
+    /// Appends a graph's inputs (field 11) and outputs (field 12), by name only, and the graph's name.
+    mutating func namesAndValues(graph name: String, inputs: [String], outputs: [String]) {
+        text(2, name)
+        for (field, names) in [(UInt64(11), inputs), (12, outputs)] {
+            for value in names {
+                var info = WeightIndexTests.Wire()
+                info.text(1, value)
+                data(field, info.bytes)
+            }
+        }
+    }
+
+    /// A ModelProto holding this GraphProto.
+    func model(irVersion: UInt64, opset: UInt64) -> [UInt8] {
+        var opsetImport = WeightIndexTests.Wire()
+        opsetImport.int(2, opset)
+        var model = WeightIndexTests.Wire()
+        model.int(1, irVersion)
+        model.data(8, opsetImport.bytes)
+        model.data(7, bytes)
+        return model.bytes
+    }
+}

@@ -27,31 +27,13 @@ import Tensor
         node("Add", ["ww", "ww"], "y3")
         node("MatMul", ["x16", "www"], "y4")
         node("MatMul", ["x8", "wwww"], "y5")
-        graph.text(2, "g")
         for (number, (name, shape)) in shapes.enumerated() {
             let data: [Float] = (0..<(shape[0] * shape[1])).map { Float($0 % 977) * 0.125 + Float(number) + seed }
             values[name] = data
-            var tensor = Wire()
-            for dimension in shape { tensor.int(1, UInt64(dimension)) }
-            tensor.int(2, 1)  // FLOAT
-            tensor.text(8, name)
-            tensor.data(9, data.withUnsafeBytes { Array($0) })
-            graph.data(5, tensor.bytes)
+            graph.floatInitializer(name, shape: shape, data)
         }
-        for (field, names) in [(UInt64(11), ["x16", "x8"]), (12, ["y1", "y2", "y3", "y4", "y5"])] {
-            for name in names {
-                var info = Wire()
-                info.text(1, name)
-                graph.data(field, info.bytes)
-            }
-        }
-        var opset = Wire()
-        opset.int(2, 13)
-        var model = Wire()
-        model.int(1, 8)
-        model.data(8, opset.bytes)
-        model.data(7, graph.bytes)
-        return (model.bytes, values)
+        graph.namesAndValues(graph: "g", inputs: ["x16", "x8"], outputs: ["y1", "y2", "y3", "y4", "y5"])
+        return (graph.model(irVersion: 8, opset: 13), values)
     }
 
     /// `model()` written to `directory`/model.onnx, with cache settings for `directory`/cache.

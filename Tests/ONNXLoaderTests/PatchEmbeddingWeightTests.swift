@@ -39,32 +39,13 @@ import Tensor
         node("Add", ["shared", "shared"], "y4")
         node("Conv", ["x", "narrow"], "y5", patch)
         node("Conv", ["x", "padded"], "y6", patch + [ints("pads", [1, 1, 1, 1])])
-        graph.text(2, "g")
         for (number, (name, shape)) in shapes.enumerated() {
-            let count = shape.reduce(1, *)
-            let data: [Float] = (0..<count).map { Float($0 % 977) * 0.125 - Float(number) }
+            let data: [Float] = (0..<shape.reduce(1, *)).map { Float($0 % 977) * 0.125 - Float(number) }
             values[name] = data
-            var tensor = Wire()
-            for dimension in shape { tensor.int(1, UInt64(dimension)) }
-            tensor.int(2, 1)  // FLOAT
-            tensor.text(8, name)
-            tensor.data(9, data.withUnsafeBytes { Array($0) })
-            graph.data(5, tensor.bytes)
+            graph.floatInitializer(name, shape: shape, data)
         }
-        for (field, names) in [(UInt64(11), ["x"]), (12, ["y1", "y2", "y3", "y4", "y5", "y6"])] {
-            for name in names {
-                var info = Wire()
-                info.text(1, name)
-                graph.data(field, info.bytes)
-            }
-        }
-        var opset = Wire()
-        opset.int(2, 10)
-        var model = Wire()
-        model.int(1, 5)
-        model.data(8, opset.bytes)
-        model.data(7, graph.bytes)
-        return (model.bytes, values)
+        graph.namesAndValues(graph: "g", inputs: ["x"], outputs: ["y1", "y2", "y3", "y4", "y5", "y6"])
+        return (graph.model(irVersion: 5, opset: 10), values)
     }
 
     /// Names of the initializers stored as transposed strips; each one's geometry checked, and its

@@ -50,8 +50,8 @@ public enum PackedGEMM {
     /// The precision of products with packed weights, for the whole process (`--precision`).
     /// Set it before the first product: a run that changed it midway would mix the two.
     public static var precision: GEMMPrecision {
-        get { PrecisionStore.shared.value }
-        set { PrecisionStore.shared.value = newValue }
+        get { precisionStore.value }
+        set { precisionStore.value = newValue }
     }
 
     /// Multiply-adds per chunk below which a chunk is not split further across threads: a
@@ -187,24 +187,5 @@ public enum GEMMPrecision: String, Sendable, CaseIterable {
     case bfloat16 = "bf16"
 }
 
-/// Lock-protected storage for `PackedGEMM.precision` (a plain static var is not concurrency-safe).
-private final class PrecisionStore: @unchecked Sendable {
-    static let shared = PrecisionStore()
-    private var mutex = pthread_mutex_t()
-    private var stored = GEMMPrecision.float32
-
-    private init() { pthread_mutex_init(&mutex, nil) }
-
-    var value: GEMMPrecision {
-        get {
-            pthread_mutex_lock(&mutex)
-            defer { pthread_mutex_unlock(&mutex) }
-            return stored
-        }
-        set {
-            pthread_mutex_lock(&mutex)
-            stored = newValue
-            pthread_mutex_unlock(&mutex)
-        }
-    }
-}
+/// `PackedGEMM.precision`'s storage.
+private let precisionStore = LockedValue(GEMMPrecision.float32)
