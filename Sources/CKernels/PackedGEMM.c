@@ -24,6 +24,7 @@
 #include "PackedTile.h"
 
 #include <stdlib.h>
+#include <stdint.h>
 #include <string.h>
 
 #if defined(__x86_64__)
@@ -38,10 +39,13 @@ enum { STRIP = CK_PACKED_STRIP_COLUMNS, TILE = 8 };
 // 60-65 ms this way against 27 ms for a contiguous compare; walking blocks of 4 to 64 rows (each
 // source row read in order across the strips, one vectorised difference per block) took 62-75 ms,
 // so the plain loops stayed.
-void ck_pack_strips(ptrdiff_t k, ptrdiff_t n, const float *w, ptrdiff_t ldw, float *packed) {
+// `w` may be the model file's raw_data at any alignment: it is addressed in bytes and only read by memcpy.
+void ck_pack_strips(ptrdiff_t k, ptrdiff_t n, const void *w, ptrdiff_t ldw, float *packed) {
+    const char *bytes = (const char *)w;
     for (ptrdiff_t s = 0; s < n / STRIP; s++)
         for (ptrdiff_t p = 0; p < k; p++)
-            memcpy(packed + (s * k + p) * STRIP, w + p * ldw + s * STRIP, STRIP * sizeof(float));
+            memcpy(packed + (s * k + p) * STRIP, bytes + (p * ldw + s * STRIP) * (ptrdiff_t)sizeof(float),
+                   STRIP * sizeof(float));
 }
 
 void ck_unpack_strips(ptrdiff_t k, ptrdiff_t n, const float *packed, float *w) {
@@ -62,12 +66,16 @@ int ck_packed_equal(ptrdiff_t k, ptrdiff_t n, const void *row_major, const void 
 
 // The transposed case: a Conv weight [M, C, kH, kW] is read by the patch embedding as W^T, the
 // [C·kH·kW, M] matrix, so the loader stores W^T in strips (`WeightPacking`). Here `w` is the
-// row-major [n, k] weight itself (W^T is k x n); strip s row p is w[32s..32s+32, p].
-void ck_pack_strips_transposed(ptrdiff_t k, ptrdiff_t n, const float *w, float *packed) {
+// row-major [n, k] weight itself (W^T is k x n); strip s row p is w[32s..32s+32, p]. `w` is often
+// the model file's raw_data at an offset that is not a multiple of 4 (the reason the weight cache
+// exists), so its values are read with memcpy, as unaligned loads.
+void ck_pack_strips_transposed(ptrdiff_t k, ptrdiff_t n, const void *w, float *packed) {
+    const char *bytes = (const char *)w;
     for (ptrdiff_t s = 0; s < n / STRIP; s++)
         for (int j = 0; j < STRIP; j++) {
-            const float *row = w + (s * STRIP + j) * k;
-            for (ptrdiff_t p = 0; p < k; p++) packed[(s * k + p) * STRIP + j] = row[p];
+            const char *row = bytes + (s * STRIP + j) * k * (ptrdiff_t)sizeof(float);
+            for (ptrdiff_t p = 0; p < k; p++)
+                memcpy(packed + (s * k + p) * STRIP + j, row + p * (ptrdiff_t)sizeof(float), sizeof(float));
         }
 }
 
@@ -81,12 +89,17 @@ void ck_unpack_strips_transposed(ptrdiff_t k, ptrdiff_t n, const float *packed, 
 
 int ck_packed_equal_transposed(ptrdiff_t k, ptrdiff_t n, const void *row_major, const void *packed) {
     // Bits, not values: a cached -0.0 for 0.0, or another NaN payload, is a different weight file.
-    const uint32_t *rows = (const uint32_t *)row_major, *strips = (const uint32_t *)packed;
+    // The row-major side may be unaligned (see above); the strips are the cache's, 64-byte aligned.
+    const char *rows = (const char *)row_major;
+    const uint32_t *strips = (const uint32_t *)packed;
     for (ptrdiff_t s = 0; s < n / STRIP; s++)
         for (int j = 0; j < STRIP; j++) {
-            const uint32_t *row = rows + (s * STRIP + j) * k;
-            for (ptrdiff_t p = 0; p < k; p++)
-                if (strips[(s * k + p) * STRIP + j] != row[p]) return 0;
+            const char *row = rows + (s * STRIP + j) * k * (ptrdiff_t)sizeof(uint32_t);
+            for (ptrdiff_t p = 0; p < k; p++) {
+                uint32_t value;
+                memcpy(&value, row + p * (ptrdiff_t)sizeof(uint32_t), sizeof value);
+                if (strips[(s * k + p) * STRIP + j] != value) return 0;
+            }
         }
     return 1;
 }

@@ -181,12 +181,13 @@ final class AlignedWeightCache: @unchecked Sendable {
         /// the gaps are left as they are).
         func copyRows(from source: UnsafeRawPointer, to destination: UnsafeMutableRawPointer) {
             if isPackedTransposed {
-                ck_pack_strips_transposed(rowBytes / MemoryLayout<Float>.size, rows, source.assumingMemoryBound(to: Float.self),
+                // `source` is often unaligned (the model's raw_data); the C side reads it with memcpy.
+                ck_pack_strips_transposed(rowBytes / MemoryLayout<Float>.size, rows, source,
                                           destination.assumingMemoryBound(to: Float.self))
                 return
             }
             if isPacked {
-                ck_pack_strips(rows, columns, source.assumingMemoryBound(to: Float.self), columns,
+                ck_pack_strips(rows, columns, source, columns,
                                destination.assumingMemoryBound(to: Float.self))
                 return
             }

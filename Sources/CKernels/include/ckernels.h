@@ -84,17 +84,19 @@ void ck_attention_context_portable(ptrdiff_t rows, ptrdiff_t keys, ptrdiff_t hea
 #define CK_PACKED_STRIP_COLUMNS 32
 /// 1 when this CPU supports AVX-512F (and the build targets x86-64), else 0. Cached after the first call.
 int ck_cpu_has_avx512f(void);
-/// Packs row-major W [k, n] (row stride ldw >= n, n a multiple of 32) into `packed` (k * n floats).
-void ck_pack_strips(ptrdiff_t k, ptrdiff_t n, const float *w, ptrdiff_t ldw, float *packed);
+/// Packs row-major float32 W [k, n] (row stride ldw >= n floats, n a multiple of 32, any alignment)
+/// into `packed` (k * n floats).
+void ck_pack_strips(ptrdiff_t k, ptrdiff_t n, const void *w, ptrdiff_t ldw, float *packed);
 /// The inverse: contiguous row-major W [k, n] from its packed strips.
 void ck_unpack_strips(ptrdiff_t k, ptrdiff_t n, const float *packed, float *w);
 /// 1 when the packed strips at `packed` hold exactly the bytes of row-major [k, n] `row_major`.
 int ck_packed_equal(ptrdiff_t k, ptrdiff_t n, const void *row_major, const void *packed);
-/// Packs W = w^T [k, n] into strips, from its transpose: `w` is row-major [n, k] (n a multiple of 32).
-void ck_pack_strips_transposed(ptrdiff_t k, ptrdiff_t n, const float *w, float *packed);
+/// Packs W = w^T [k, n] into strips, from its transpose: `w` is row-major float32 [n, k] (n a
+/// multiple of 32), at any alignment.
+void ck_pack_strips_transposed(ptrdiff_t k, ptrdiff_t n, const void *w, float *packed);
 /// The inverse: row-major [n, k] `w` from the strips of its transpose.
 void ck_unpack_strips_transposed(ptrdiff_t k, ptrdiff_t n, const float *packed, float *w);
-/// 1 when the strips at `packed` hold exactly the transpose of row-major [n, k] `row_major`, bit for bit.
+/// 1 when the strips at `packed` hold exactly the transpose of row-major [n, k] `row_major` (any alignment), bit for bit.
 int ck_packed_equal_transposed(ptrdiff_t k, ptrdiff_t n, const void *row_major, const void *packed);
 /// AVX-512F: for the strips s in [strip0, strip1), C[i, 32(s - strip0) + j] = (that element if accumulate)
 /// + sum over p < k of A[i, p] * W[p, 32s + j], for i < m and j < 32: C points at the output column
