@@ -302,7 +302,7 @@ final class MappedWeights {
                let cachedStart = cached.baseAddress {
                 Self.releasePages(of: region)
                 placements[index] = placement
-                return try Self.wrap(cachedStart, layout, placement, keeper: cache.mapping)
+                return try Self.wrap(cachedStart, layout, placement, keeper: cache.mapping, fileBacked: true)
             }
         }
         let tensor: Tensor
@@ -329,17 +329,18 @@ final class MappedWeights {
     }
 
     /// A tensor over bytes laid out as `placement` says (contiguous, rows at a pitch, or packed strips).
+    /// `fileBacked`: `start` lies in the weight cache's read-only private mapping (`PackedStrips.fileBacked`).
     private static func wrap(_ start: UnsafeRawPointer, _ layout: TensorLayout, _ placement: AlignedWeightCache.Placement,
-                             keeper: AnyObject & Sendable) throws(ONNXLoadError) -> Tensor {
+                             keeper: AnyObject & Sendable, fileBacked: Bool = false) throws(ONNXLoadError) -> Tensor {
         if placement.isPacked {
             let strips = PackedStrips(base: start.assumingMemoryBound(to: Float.self), rows: placement.rows,
-                                      columns: placement.rowBytes / MemoryLayout<Float>.size)
+                                      columns: placement.rowBytes / MemoryLayout<Float>.size, fileBacked: fileBacked)
             return try layout.wrapping(TensorStorage(packed: strips, keeper: keeper))
         }
         if placement.isPackedTransposed {
             // The strips hold the transpose: [K, M] for the tensor's [M, K] rows.
             let strips = PackedStrips(base: start.assumingMemoryBound(to: Float.self), rows: placement.rowBytes / MemoryLayout<Float>.size,
-                                      columns: placement.rows, transposed: true)
+                                      columns: placement.rows, transposed: true, fileBacked: fileBacked)
             return try layout.wrapping(TensorStorage(packed: strips, keeper: keeper))
         }
         guard placement.isPadded else { return try borrow(start, layout, keeper: keeper) }
@@ -352,13 +353,7 @@ final class MappedWeights {
     /// page cache), so a copied tensor is not resident twice. The mapping is private and never
     /// written, so nothing is lost: a later read would fault the file's bytes in again.
     static func releasePages(of region: UnsafeRawBufferPointer) {
-        guard let start = region.baseAddress else { return }
-        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
-        guard page > 0 else { return }
-        let first = (Int(bitPattern: start) + page - 1) / page * page
-        let end = (Int(bitPattern: start) + region.count) / page * page
-        guard end > first, let address = UnsafeMutableRawPointer(bitPattern: first) else { return }
-        _ = madvise(address, end - first, Int32(MADV_DONTNEED))
+        MemoryPages.release(region)
     }
 }
 

@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 import CKernels
 @testable import Tensor
@@ -248,5 +249,74 @@ import CKernels
         }
         #expect(strips.hasBFloat16Strips)
         #expect(!strips.hasContiguousCopy)
+    }
+}
+
+/// Float32 strips mapped from a file (the weight cache's case, `PackedStrips.fileBacked`) leave the
+/// process's memory once their bfloat16 strips exist, and read back unchanged; strips in ordinary
+/// memory are left alone.
+@Suite struct BFloat16StripsReleaseTests {
+    /// Resident kilobytes of the mapping that starts at `address` (/proc/self/smaps), nil if not found.
+    static func residentKilobytes(mappingAt address: UnsafeRawPointer) -> Int? {
+        // /proc files report size 0, so they are read to the end rather than by their size.
+        guard let file = fopen("/proc/self/smaps", "r") else { return nil }
+        defer { fclose(file) }
+        var bytes: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 1 << 16)
+        while true {
+            let count = fread(&buffer, 1, buffer.count, file)
+            if count <= 0 { break }
+            bytes += buffer[0..<count]
+        }
+        let text = String(decoding: bytes, as: UTF8.self)
+        let start = String(UInt(bitPattern: address), radix: 16)
+        var inside = false
+        for line in text.split(separator: "\n") {
+            if let dash = line.firstIndex(of: "-"), line[..<dash].allSatisfy(\.isHexDigit), line.contains(" ") {
+                inside = line[..<dash] == start[...]
+                continue
+            }
+            if inside, line.hasPrefix("Rss:") {
+                return Int(line.split(separator: " ").dropFirst().first ?? "")
+            }
+        }
+        return nil
+    }
+
+    @Test func fileBackedFloat32StripsAreReleasedAfterRounding() throws {
+        let k = 256, n = 512  // 512 KB of strips
+        var generator = SplitMix64(seed: 31)
+        let weight = generator.floats(k * n, -1, 1)
+        let packed = PackedGEMMTests.pack(weight, k: k, n: n)
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("strips-\(UInt32.random(in: 0...UInt32.max))").path
+        defer { unlink(path) }
+        try packed.withUnsafeBytes { try Data($0).write(to: URL(fileURLWithPath: path)) }
+        let descriptor = open(path, O_RDONLY)
+        try #require(descriptor >= 0)
+        let byteCount = packed.count * MemoryLayout<Float>.size
+        let mapping = mmap(nil, byteCount, PROT_READ, MAP_PRIVATE, descriptor, 0)
+        close(descriptor)
+        let base = try #require(mapping == MAP_FAILED ? nil : mapping)
+        defer { munmap(base, byteCount) }
+        let floats = base.assumingMemoryBound(to: Float.self)
+        var sum: Float = 0
+        for index in 0..<packed.count { sum += floats[index] }  // fault every page in
+        #expect(sum.isFinite)
+        let before = try #require(Self.residentKilobytes(mappingAt: base))
+        #expect(before >= byteCount / 1024 - 4)
+
+        let strips = PackedStrips(base: UnsafePointer(floats), rows: k, columns: n, fileBacked: true)
+        let expected = BFloat16GEMMTests.bfloat16Strips(weight, k: k, n: n)
+        #expect(Array(UnsafeBufferPointer(start: strips.bfloat16Strips(), count: expected.count)) == expected)
+        let after = try #require(Self.residentKilobytes(mappingAt: base))
+        #expect(after <= 8, "\(after) kB still resident of \(before)")
+        #expect(Array(UnsafeBufferPointer(start: floats, count: packed.count)) == packed, "values changed after the release")
+
+        // Ordinary memory: the same call leaves the float32 strips as they were.
+        let copy = try Tensor(weight, shape: [k, n]).packedStripsCopy()
+        let memoryStrips = try #require(copy.floatPackedStrips())
+        #expect(!memoryStrips.fileBacked)
+        _ = memoryStrips.bfloat16Strips()
+        #expect(Array(UnsafeBufferPointer(start: memoryStrips.base, count: packed.count)) == packed)
     }
 }
