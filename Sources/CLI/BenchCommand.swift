@@ -247,7 +247,7 @@ struct BenchCommand: ParsableCommand {
         if case .file(let path) = clip {
             let textCache = (scratch as NSString).appendingPathComponent("process-cache")
             let arguments = ["--model-dir", models.resolvedModelDirectory, "--offline", "-v", path, "--seed", "0",
-                             "--threads", String(threads), "--precision", models.precision.precision.rawValue]
+                             "--threads", String(threads), "--precision", models.precisionOption.precision.rawValue]
                 + (models.vocab.map { ["--vocab", $0] } ?? [])
             // The text cache goes to the scratch folder; the weight cache stays where it is.
             var environment = ["XDG_CACHE_HOME": textCache]

@@ -18,7 +18,7 @@ struct ModelOptions: ParsableArguments {
     @Option(help: "Threads for the engine: GEMMs split across them and its own loops (default: all cores).")
     var threads: Int?
 
-    @OptionGroup var precision: PrecisionOption
+    @OptionGroup var precisionOption: PrecisionOption
 
     func validate() throws {
         if let threads, !(1...256).contains(threads) { throw ValidationError("--threads must be between 1 and 256") }
@@ -35,7 +35,7 @@ struct ModelOptions: ParsableArguments {
     /// The thread count and precision this command asked for; before loading or running anything.
     func applyEngineSettings() {
         if let threads { Threading.threadCount = threads }
-        precision.apply()
+        precisionOption.apply()
     }
 
     func store() -> ModelStore {

@@ -42,7 +42,7 @@ struct RunCommand: ParsableCommand {
     @Option(help: "Run the graph this many times and print each run time and the median; outputs of the last run are written.")
     var `repeat`: Int = 1
 
-    @OptionGroup var precision: PrecisionOption
+    @OptionGroup var precisionOption: PrecisionOption
 
     func validate() throws {
         for input in inputs where !input.contains("=") {
@@ -52,7 +52,7 @@ struct RunCommand: ParsableCommand {
     }
 
     func run() throws {
-        precision.apply()
+        precisionOption.apply()
         var feeds: [String: Tensor] = [:]
         for input in inputs {
             guard let separator = input.firstIndex(of: "=") else { continue }

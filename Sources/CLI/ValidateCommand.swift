@@ -35,7 +35,7 @@ struct ValidateCommand: ParsableCommand {
     @Flag(help: "Validate the rewritten (fused) graph instead of the graph as exported.")
     var fused = false
 
-    @OptionGroup var precision: PrecisionOption
+    @OptionGroup var precisionOption: PrecisionOption
 
     func validate() throws {
         guard rtol >= 0, atol >= 0, rtol.isFinite, atol.isFinite else {
@@ -44,7 +44,7 @@ struct ValidateCommand: ParsableCommand {
     }
 
     func run() throws {
-        precision.apply()
+        precisionOption.apply()
         let dump = try userFacing { try ReferenceDump(directory: reference) }
         let feeds = try userFacing { try dump.loadInputs() }
         let options: RewriteOptions = fused ? .fromEnvironment() : .none

@@ -94,8 +94,20 @@ final class AlignedWeightCache: @unchecked Sendable {
         let rows: Int
         let rowBytes: Int
         let pitchBytes: Int
-        let isPacked: Bool
-        let isPackedTransposed: Bool
+        let strips: Strips
+
+        /// Whether the rows are stored as packed strips, and of which matrix.
+        enum Strips: Equatable {
+            /// Rows (contiguous or padded).
+            case none
+            /// The `[rows, rowBytes / 4]` float32 matrix in strips.
+            case matrix
+            /// The strips of its transpose.
+            case transpose
+        }
+
+        var isPacked: Bool { strips == .matrix }
+        var isPackedTransposed: Bool { strips == .transpose }
 
         /// The pitch field of a cache entry for `isPackedTransposed`. A real pitch is never below
         /// its row length, and such a matrix's rows are at least 8 bytes (2 floats), so 0 and 1
@@ -104,11 +116,17 @@ final class AlignedWeightCache: @unchecked Sendable {
 
         var isPadded: Bool { pitchBytes != rowBytes }
         /// Stored in a layout other than the model's row-major bytes.
-        var isRelaid: Bool { isPadded || isPacked || isPackedTransposed }
+        var isRelaid: Bool { isPadded || strips != .none }
         /// Bytes from the first row's start to the last row's end.
         var span: Int { rows == 0 ? 0 : (rows - 1) * pitchBytes + rowBytes }
         /// The pitch field of a cache entry: 0 marks packed strips, 1 those of the transpose.
-        var storedPitch: Int { isPacked ? 0 : (isPackedTransposed ? Self.transposedPitchMarker : pitchBytes) }
+        var storedPitch: Int {
+            switch strips {
+            case .none: return pitchBytes
+            case .matrix: return 0
+            case .transpose: return Self.transposedPitchMarker
+            }
+        }
 
         /// A 2-D float32 layout is packed when `packed` is set and it fits (`WeightPacking`); a
         /// float32 layout [M, ...] is stored as the packed strips of its [M, K] transpose when
@@ -119,27 +137,23 @@ final class AlignedWeightCache: @unchecked Sendable {
                 rows = layout.shape[0]
                 rowBytes = layout.shape[1] * layout.dataType.byteSize
                 pitchBytes = rowBytes
-                isPacked = true
-                isPackedTransposed = false
+                strips = .matrix
             } else if packedTransposed, layout.dataType == .float32, layout.shape.count >= 2, layout.shape[0] > 0,
                       PackedStrips.fits(rows: layout.count / layout.shape[0], columns: layout.shape[0]) {
                 rows = layout.shape[0]
                 rowBytes = layout.byteCount / layout.shape[0]
                 pitchBytes = rowBytes
-                isPacked = false
-                isPackedTransposed = true
+                strips = .transpose
             } else if let rowPitch, layout.shape.count == 2, rowPitch > layout.shape[1], layout.shape[0] > 0 {
                 rows = layout.shape[0]
                 rowBytes = layout.shape[1] * layout.dataType.byteSize
                 pitchBytes = rowPitch * layout.dataType.byteSize
-                isPacked = false
-                isPackedTransposed = false
+                strips = .none
             } else {
                 rows = 1
                 rowBytes = layout.byteCount
                 pitchBytes = layout.byteCount
-                isPacked = false
-                isPackedTransposed = false
+                strips = .none
             }
         }
 
@@ -154,51 +168,46 @@ final class AlignedWeightCache: @unchecked Sendable {
             if pitchBytes == 0 {
                 guard rowBytes % (PackedStrips.stripColumns * MemoryLayout<Float>.size) == 0, length <= available else { return nil }
                 self.pitchBytes = rowBytes
-                isPacked = true
-                isPackedTransposed = false
+                strips = .matrix
                 return
             }
             if pitchBytes == Self.transposedPitchMarker, rowBytes > pitchBytes {
                 guard rowBytes % MemoryLayout<Float>.size == 0, rows % PackedStrips.stripColumns == 0,
                       length <= available else { return nil }
                 self.pitchBytes = rowBytes
-                isPacked = false
-                isPackedTransposed = true
+                strips = .transpose
                 return
             }
             guard pitchBytes >= rowBytes else { return nil }
             self.pitchBytes = pitchBytes
-            isPacked = false
-            isPackedTransposed = false
+            strips = .none
             let (gaps, overflow) = (rows - 1).multipliedReportingOverflow(by: pitchBytes)
             guard !overflow, gaps <= available, rowBytes <= available - gaps else { return nil }
         }
 
-        /// Columns of a packed matrix.
-        private var columns: Int { rowBytes / MemoryLayout<Float>.size }
+        /// Floats per row of a packed matrix, or of the matrix whose transpose is packed.
+        var columns: Int { rowBytes / MemoryLayout<Float>.size }
 
         /// Copies the contiguous bytes at `source` into this layout at `destination` (`span` bytes;
         /// the gaps are left as they are).
         func copyRows(from source: UnsafeRawPointer, to destination: UnsafeMutableRawPointer) {
-            if isPackedTransposed {
-                // `source` is often unaligned (the model's raw_data); the C side reads it with memcpy.
-                ck_pack_strips_transposed(rowBytes / MemoryLayout<Float>.size, rows, source,
-                                          destination.assumingMemoryBound(to: Float.self))
-                return
+            // `source` is often unaligned (the model's raw_data); the C side reads it with memcpy.
+            let floats = destination.assumingMemoryBound(to: Float.self)
+            switch strips {
+            case .matrix: ck_pack_strips(rows, columns, source, columns, floats)
+            case .transpose: ck_pack_strips_transposed(columns, rows, source, floats)
+            case .none:
+                PaddedRows.copyRows(rows, rowBytes: rowBytes, from: source, pitch: rowBytes, to: destination, pitch: pitchBytes)
             }
-            if isPacked {
-                ck_pack_strips(rows, columns, source, columns,
-                               destination.assumingMemoryBound(to: Float.self))
-                return
-            }
-            PaddedRows.copyRows(rows, rowBytes: rowBytes, from: source, pitch: rowBytes, to: destination, pitch: pitchBytes)
         }
 
         /// Whether the rows at `stored` (this layout) equal the contiguous bytes at `source`.
         func rowsEqual(_ stored: UnsafeRawPointer, _ source: UnsafeRawPointer) -> Bool {
-            if isPacked { return ck_packed_equal(rows, columns, source, stored) != 0 }
-            if isPackedTransposed { return ck_packed_equal_transposed(rowBytes / MemoryLayout<Float>.size, rows, source, stored) != 0 }
-            return (0..<rows).allSatisfy { memcmp(stored + $0 * pitchBytes, source + $0 * rowBytes, rowBytes) == 0 }
+            switch strips {
+            case .matrix: return ck_packed_equal(rows, columns, source, stored) != 0
+            case .transpose: return ck_packed_equal_transposed(columns, rows, source, stored) != 0
+            case .none: return (0..<rows).allSatisfy { memcmp(stored + $0 * pitchBytes, source + $0 * rowBytes, rowBytes) == 0 }
+            }
         }
     }
 

@@ -101,7 +101,7 @@ public enum ONNXLoader {
         if let target = cacheTarget, let weights = context.mappedWeights, !weights.copied.isEmpty {
             AlignedWeightCache.write(directory: target.directory, key: target.key, model: bytes, ranges: weights.ranges,
                                      placements: weights.placements)
-            for index in weights.copied { weights.region(index).map(MappedWeights.releasePages) }
+            for index in weights.copied { weights.region(index).map(MemoryPages.release) }
         } else if weightCache.trustsStamps, let mapping, let cache = context.mappedWeights?.cache, !cache.trusted,
                   cache.allVerified {
             // Every cached tensor equalled the model's: the next load may skip the comparison.

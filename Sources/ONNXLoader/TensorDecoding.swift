@@ -300,7 +300,7 @@ final class MappedWeights {
             }
             if let cache, let cached = cache.verifiedRegion(index, placement: placement, equalTo: region),
                let cachedStart = cached.baseAddress {
-                Self.releasePages(of: region)
+                MemoryPages.release(region)
                 placements[index] = placement
                 return try Self.wrap(cachedStart, layout, placement, keeper: cache.mapping, fileBacked: true)
             }
@@ -318,7 +318,8 @@ final class MappedWeights {
                 copied.append(index)
                 placements[index] = placement
             }
-            Self.releasePages(of: region)
+            // A copied tensor is not resident twice: its source pages leave this process.
+            MemoryPages.release(region)
         }
         return tensor
     }
@@ -332,16 +333,18 @@ final class MappedWeights {
     /// `fileBacked`: `start` lies in the weight cache's read-only private mapping (`PackedStrips.fileBacked`).
     private static func wrap(_ start: UnsafeRawPointer, _ layout: TensorLayout, _ placement: AlignedWeightCache.Placement,
                              keeper: AnyObject & Sendable, fileBacked: Bool = false) throws(ONNXLoadError) -> Tensor {
-        if placement.isPacked {
-            let strips = PackedStrips(base: start.assumingMemoryBound(to: Float.self), rows: placement.rows,
-                                      columns: placement.rowBytes / MemoryLayout<Float>.size, fileBacked: fileBacked)
+        let base = start.assumingMemoryBound(to: Float.self)
+        switch placement.strips {
+        case .matrix:
+            let strips = PackedStrips(base: base, rows: placement.rows, columns: placement.columns, fileBacked: fileBacked)
             return try layout.wrapping(TensorStorage(packed: strips, keeper: keeper))
-        }
-        if placement.isPackedTransposed {
+        case .transpose:
             // The strips hold the transpose: [K, M] for the tensor's [M, K] rows.
-            let strips = PackedStrips(base: start.assumingMemoryBound(to: Float.self), rows: placement.rowBytes / MemoryLayout<Float>.size,
-                                      columns: placement.rows, transposed: true, fileBacked: fileBacked)
+            let strips = PackedStrips(base: base, rows: placement.columns, columns: placement.rows, transposed: true,
+                                      fileBacked: fileBacked)
             return try layout.wrapping(TensorStorage(packed: strips, keeper: keeper))
+        case .none:
+            break
         }
         guard placement.isPadded else { return try borrow(start, layout, keeper: keeper) }
         let rows = PaddedRows(base: start, rows: placement.rows, rowLength: placement.rowBytes / layout.dataType.byteSize,
@@ -349,12 +352,6 @@ final class MappedWeights {
         return try layout.wrapping(TensorStorage(padded: rows, keeper: keeper))
     }
 
-    /// Drops the mapped pages that lie wholly inside `region` from this process (they stay in the
-    /// page cache), so a copied tensor is not resident twice. The mapping is private and never
-    /// written, so nothing is lost: a later read would fault the file's bytes in again.
-    static func releasePages(of region: UnsafeRawBufferPointer) {
-        MemoryPages.release(region)
-    }
 }
 
 /// What a tensor must look like, worked out from its dims and data type before any data is touched.

@@ -67,21 +67,22 @@ public func conv2d(_ x: Tensor, _ weight: Tensor, bias: Tensor?, geometry: Convo
     guard output.count > 0, let input = x.floats.baseAddress, let result = output.mutableFloats.baseAddress else { return output }
     let patchify = geometry.strides == [kernelHeight, kernelWidth] && geometry.pads == [0, 0, 0, 0]
         && geometry.dilations == [1, 1] && kernelHeight * kernelWidth > 1
-    // A weight the loader stored as the packed strips of its transpose (`WeightPacking`) goes to
-    // the packed GEMM without being unpacked; asking `weight.floats` would make a row-major copy.
-    if patchify, let packed = weight.floatTransposedPackedStrips(), packed.rows == patchSize, packed.columns == filters {
-        try convolvePatches(input, .packed(packed), bias: bias?.floats.baseAddress, result, batch: batch, channels: channels,
+    if patchify {
+        // A weight the loader stored as the packed strips of its transpose (`WeightPacking`) goes to
+        // the packed GEMM without being unpacked; asking `weight.floats` would make a row-major copy.
+        let patchFilters: PatchFilters
+        if let packed = weight.floatTransposedPackedStrips(), packed.rows == patchSize, packed.columns == filters {
+            patchFilters = .packed(packed)
+        } else {
+            guard let filterBase = weight.floats.baseAddress else { return output }
+            patchFilters = .rowMajor(filterBase)
+        }
+        try convolvePatches(input, patchFilters, bias: bias?.floats.baseAddress, result, batch: batch, channels: channels,
                             height: height, width: width, filters: filters, kernelHeight: kernelHeight, kernelWidth: kernelWidth,
                             outputHeight: outputHeight, outputWidth: outputWidth)
         return output
     }
     guard let filterBase = weight.floats.baseAddress else { return output }
-    if patchify {
-        try convolvePatches(input, .rowMajor(filterBase), bias: bias?.floats.baseAddress, result, batch: batch, channels: channels,
-                            height: height, width: width, filters: filters, kernelHeight: kernelHeight, kernelWidth: kernelWidth,
-                            outputHeight: outputHeight, outputWidth: outputWidth)
-        return output
-    }
     let pointwise = kernelHeight == 1 && kernelWidth == 1 && geometry.strides == [1, 1] && geometry.pads == [0, 0, 0, 0]
     let columns = UnsafeMutablePointer<Float>.allocate(capacity: pointwise ? 1 : max(patchSize * positions, 1))
     defer { columns.deallocate() }
